@@ -1,0 +1,66 @@
+"""The operator's configuration: one place, from flags with environment fallbacks (BARGE_*)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = 9090  # 0 disables the metrics endpoint
+    api_concurrency: int = 16
+    finished_job_retention_seconds: int = 7 * 24 * 3600  # 0 keeps finished BatchJobs forever
+    kubernetes_job_ttl_seconds: int = 300
+    reason_refresh_seconds: float = 30.0
+    reason_updates_per_cycle: int = 200
+    status_refresh_seconds: float = 1.0
+    events: bool = True
+    standalone: bool = True
+    log_level: str = "INFO"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"BARGE_{name}", default)
+
+
+def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
+    d = Settings()
+    parser.add_argument("--namespace", action="append", dest="namespaces",
+                        default=[n for n in _env("NAMESPACES", "").split(",") if n],
+                        help="namespace to watch for JobDefinitions and BatchJobs (repeatable; "
+                        "default: all; env BARGE_NAMESPACES=a,b)")
+    parser.add_argument("--metrics-address", default=_env("METRICS_ADDRESS", d.metrics_address),
+                        help="address of the Prometheus endpoint (env BARGE_METRICS_ADDRESS)")
+    parser.add_argument("--metrics-port", type=int, default=int(_env("METRICS_PORT", str(d.metrics_port))),
+                        help="port of the Prometheus endpoint, 0 to disable (env BARGE_METRICS_PORT)")
+    parser.add_argument("--api-concurrency", type=int,
+                        default=int(_env("API_CONCURRENCY", str(d.api_concurrency))),
+                        help="concurrent Kubernetes API writes (env BARGE_API_CONCURRENCY)")
+    parser.add_argument("--finished-job-retention", type=int,
+                        default=int(_env("FINISHED_JOB_RETENTION", str(d.finished_job_retention_seconds))),
+                        help="seconds a SUCCEEDED/FAILED BatchJob is kept; 0 keeps them forever "
+                        "(env BARGE_FINISHED_JOB_RETENTION)")
+    parser.add_argument("--kubernetes-job-ttl", type=int,
+                        default=int(_env("KUBERNETES_JOB_TTL", str(d.kubernetes_job_ttl_seconds))),
+                        help="ttlSecondsAfterFinished of the Kubernetes Jobs Barge creates; the "
+                        "BatchJob keeps its status after they are gone (env BARGE_KUBERNETES_JOB_TTL)")
+    parser.add_argument("--no-events", action="store_true", default=_env("EVENTS", "true") == "false",
+                        help="do not post Kubernetes Events (env BARGE_EVENTS=false)")
+    parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level))
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings(
+        namespaces=tuple(args.namespaces),
+        metrics_address=args.metrics_address,
+        metrics_port=args.metrics_port,
+        api_concurrency=args.api_concurrency,
+        finished_job_retention_seconds=args.finished_job_retention,
+        kubernetes_job_ttl_seconds=args.kubernetes_job_ttl,
+        events=not args.no_events,
+        log_level=args.log_level,
+    )

@@ -1,0 +1,1 @@
+"""The kopf operator around the pure core."""

@@ -1,0 +1,494 @@
+"""The operator's behaviour: admit jobs, run scheduling passes, follow attempts to their end.
+
+Level-based: every action is derived from the observed state (indexes + our own recent writes),
+so a restart at any point converges. Kubernetes Jobs get deterministic names, so nothing is
+created twice. Each job is handled under its own lock; the scheduling pass is sequential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from barge import metrics
+from barge.config import Settings
+from barge.controller.records import JobKey, JobRecord, now_iso, parse_time
+from barge.controller.store import Store
+from barge.core import jobspec, lifecycle
+from barge.core.resources import Resources, format_bytes, format_cpu
+from barge.core.scheduler import Runnable, Snapshot, Waiting, schedule
+from barge.kube import Kube
+
+log = logging.getLogger("barge.controller")
+TERMINAL = lifecycle.TERMINAL
+ACTIVE = lifecycle.ACTIVE
+STATE_EVENT_REASONS = {"SUBMITTED": "Submitted", "PENDING": "Pending", "RUNNABLE": "Runnable",
+                       "STARTING": "Starting", "RUNNING": "Running", "SUCCEEDED": "Succeeded", "FAILED": "Failed"}
+
+
+def _key_string(key: JobKey) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+def _key_tuple(key: str) -> JobKey:
+    namespace, _, name = key.partition("/")
+    return (namespace, name)
+
+
+def _condition(
+    state: str, reason: str, generation: int, now: str, previous: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One `Finished` condition: True with the outcome, False with the current state."""
+    finished = state in TERMINAL
+    condition_reason = STATE_EVENT_REASONS.get(state, "Unknown")
+    old = next((c for c in previous if c.get("type") == "Finished"), None)
+    status = "True" if finished else "False"
+    changed = old is None or old.get("status") != status
+    return [{"type": "Finished", "status": status, "reason": condition_reason, "message": reason[:1024],
+             "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),  # type: ignore[union-attr]
+             "observedGeneration": generation}]
+
+
+class Controller:
+    def __init__(self, settings: Settings, kube: Kube, clock: Any = time.time) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.clock = clock
+        self.store = Store()
+        self._locks: dict[JobKey, asyncio.Lock] = {}
+        self._wake = asyncio.Event()
+        self._created_jobs: set[str] = set()
+        self._reason_written_at: dict[JobKey, float] = {}
+        self._status_cache: dict[tuple[str, str], dict[str, Any]] = {}
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def _lock(self, key: JobKey) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def forget(self, key: JobKey) -> None:
+        self.store.forget(key)
+        self._locks.pop(key, None)
+        self._reason_written_at.pop(key, None)
+        self.kick()
+
+    def _event(self, record: JobRecord, state: str, message: str) -> None:
+        if not self.settings.events:
+            return
+        kind = "Warning" if state == "FAILED" else "Normal"
+        self.kube.post_event(record.reference(), kind, STATE_EVENT_REASONS.get(state, state), message)
+
+    async def _write(self, record: JobRecord, patch: dict[str, Any]) -> JobRecord | None:
+        """Patch a job's status; emit an Event on a state change; remember the result."""
+        new_state = patch.get("state")
+        if new_state:
+            now = now_iso()
+            patch.setdefault("observedGeneration", record.generation)
+            patch["conditions"] = _condition(new_state, patch.get("statusReason", ""), record.generation, now,
+                                             record.status.get("conditions") or [])
+        body = await self.kube.patch_status("BatchJob", record.name, patch, record.namespace)
+        if body is None:
+            self.forget(record.key)
+            return None
+        updated = self.store.remember(body)
+        if new_state and new_state != record.state:
+            self._count_transition(record, new_state)
+            self._event(record, new_state, patch.get("statusReason", ""))
+        return updated
+
+    def _count_transition(self, record: JobRecord, state: str) -> None:
+        queue = record.queue
+        if state == "RUNNABLE" and record.state is None:
+            metrics.SUBMITTED.labels(queue).inc()
+        elif state == "SUCCEEDED":
+            metrics.SUCCEEDED.labels(queue).inc()
+        elif state == "FAILED":
+            metrics.FAILED.labels(queue).inc()
+        elif state == "RUNNING":
+            created = parse_time(record.status.get("createdAt"))
+            if created is not None:
+                metrics.WAIT_SECONDS.labels(queue).observe(max(0.0, self.clock() - created))
+
+    # --- one job --------------------------------------------------------------------------
+
+    async def reconcile_job(self, key: JobKey) -> None:
+        async with self._lock(key):
+            record = self.store.job(key)
+            if record is None or record.state in TERMINAL:
+                return
+            if record.spec.get("terminate") is not None:
+                await self._terminate(record)
+            elif record.spec.get("cancel") is not None and record.state not in ACTIVE:
+                await self._finish_without_running(record, "isCancelled", record.spec["cancel"].get("reason")
+                                                   or "Cancelled by user")
+            elif record.state is None or record.state == "SUBMITTED":
+                await self._admit(record)
+            elif record.state in ACTIVE:
+                await self._follow_attempt(record)
+
+    def _fail_patch(self, reason: str, **flags: bool) -> dict[str, Any]:
+        return {"state": "FAILED", "statusReason": reason, "stoppedAt": now_iso(), **flags}
+
+    async def _finish_without_running(self, record: JobRecord, flag: str, reason: str) -> None:
+        await self._write(record, self._fail_patch(reason, **{flag: True}))
+        self.kick()
+
+    async def _admit(self, record: JobRecord) -> None:
+        base = {"jobId": record.uid, "createdAt": record.status.get("createdAt") or now_iso(),
+                "jobQueue": record.queue, "attemptCount": 0, "currentAttempt": 1}
+        problem = self._admission_problem(record)
+        if problem:
+            await self._write(record, {**base, **self._fail_patch(problem)})
+            return
+        definition = self.store.definition(record.namespace, str(record.spec.get("jobDefinition")))
+        assert definition is not None
+        try:
+            resolved = jobspec.resolve(definition, record.spec)
+        except jobspec.SpecError as exc:
+            await self._write(record, {**base, **self._fail_patch(f"Invalid job: {exc}")})
+            return
+        request = resolved.request
+        patch = {
+            **base, "state": "RUNNABLE", "queuedAt": time.time(),
+            "statusReason": f"Waiting in job queue '{record.queue}' for a scheduling pass",
+            "resolved": {"template": resolved.template, "retryStrategy": resolved.retry_strategy,
+                         "timeoutSeconds": resolved.timeout_seconds, "labels": resolved.labels,
+                         "request": {"cpuMilli": request.cpu_milli, "memory": request.memory,
+                                     "gpus": request.gpus}},
+        }
+        await self._write(record, patch)
+        self.kick()
+
+    def _admission_problem(self, record: JobRecord) -> str | None:
+        queue = self.store.queue(record.queue)
+        if queue is None:
+            known = ", ".join(sorted(q.name for q in self.store.queues())) or "none"
+            return f"Job queue '{record.queue}' does not exist (job queues: {known})"
+        if not queue.enabled:
+            return f"Job queue '{record.queue}' is DISABLED and accepts no new jobs"
+        definition = str(record.spec.get("jobDefinition"))
+        if self.store.definition(record.namespace, definition) is None:
+            return f"Job definition '{definition}' does not exist in namespace '{record.namespace}'"
+        return None
+
+    async def _terminate(self, record: JobRecord) -> None:
+        reason = record.spec["terminate"].get("reason") or "Terminated by user"
+        patch = self._fail_patch(reason, isTerminated=True)
+        if record.state in ACTIVE:
+            name = record.status.get("kubernetesJob") or jobspec.kubernetes_job_name(record.name, record.attempt)
+            await self.kube.delete_job(record.namespace, name)
+            patch["attempts"] = [*self._attempts(record), self._stopped_attempt(record, reason)]
+            patch["attemptCount"] = len(patch["attempts"])
+        await self._write(record, patch)
+        self.kick()
+
+    def _attempts(self, record: JobRecord) -> list[dict[str, Any]]:
+        return list(record.status.get("attempts") or [])
+
+    def _stopped_attempt(self, record: JobRecord, reason: str) -> dict[str, Any]:
+        pod = self._current_pod(record)
+        attempt = {"statusReason": reason, "stoppedAt": now_iso()}
+        if pod is not None:
+            attempt |= {k: v for k, v in {"podName": pod.name, "nodeName": pod.node,
+                                          "startedAt": pod.running_since}.items() if v}
+        return attempt
+
+    def _current_pod(self, record: JobRecord) -> lifecycle.PodObservation | None:
+        pods = [p for p in self.store.pods(record.uid) if p.attempt == record.attempt]
+        terminated = [p for p in pods if p.terminated]
+        return (terminated or pods or [None])[-1]
+
+    async def _follow_attempt(self, record: JobRecord) -> None:
+        attempt = record.attempt
+        kube_job = next((j for j in self.store.kube_jobs(record.uid) if j.attempt == attempt), None)
+        pod = self._current_pod(record)
+        if kube_job is None and pod is None:
+            await self._ensure_kube_job(record)
+            return
+        timeout = self._timed_out(record)
+        if timeout:
+            await self._time_out(record)
+            return
+        resolved = record.status.get("resolved") or {}
+        no_retry = record.spec.get("cancel") is not None
+        outcome = lifecycle.advance(record.state or "", attempt, resolved.get("retryStrategy") or {}, pod,
+                                    kube_job, now_iso(), no_more_retries=no_retry)
+        if outcome is not None:
+            await self._apply_outcome(record, outcome)
+
+    def _timed_out(self, record: JobRecord) -> bool:
+        seconds = (record.status.get("resolved") or {}).get("timeoutSeconds")
+        started = parse_time(record.status.get("attemptStartedAt"))
+        return bool(seconds and started and record.state == "RUNNING" and self.clock() - started >= seconds)
+
+    async def _time_out(self, record: JobRecord) -> None:
+        name = record.status.get("kubernetesJob") or jobspec.kubernetes_job_name(record.name, record.attempt)
+        await self.kube.delete_job(record.namespace, name)
+        reason = lifecycle.TIMEOUT_REASON
+        attempts = [*self._attempts(record), self._stopped_attempt(record, reason)]
+        await self._write(record, {**self._fail_patch(reason), "attempts": attempts, "attemptCount": len(attempts)})
+        self.kick()
+
+    async def _apply_outcome(self, record: JobRecord, outcome: lifecycle.Outcome) -> None:
+        patch: dict[str, Any] = {"state": outcome.state, "statusReason": outcome.status_reason}
+        if outcome.state == "RUNNING":
+            patch["attemptStartedAt"] = outcome.started_at or now_iso()
+            if not record.status.get("startedAt"):
+                patch["startedAt"] = patch["attemptStartedAt"]
+        if outcome.attempt is not None:
+            attempts = [*self._attempts(record), outcome.attempt]
+            patch |= {"attempts": attempts, "attemptCount": len(attempts)}
+        if outcome.retry:
+            metrics.RETRIED.labels(record.queue).inc()
+            patch |= {"currentAttempt": record.attempt + 1, "computeEnvironment": None,
+                      "statusReason": f"Attempt {record.attempt} failed ({outcome.status_reason}"
+                      f"{self._exit_code_text(outcome)}); waiting to retry"}
+        if outcome.state in TERMINAL:
+            patch["stoppedAt"] = outcome.stopped_at or now_iso()
+            if not record.status.get("startedAt") and outcome.started_at:
+                patch["startedAt"] = outcome.started_at
+        await self._write(record, patch)
+        if outcome.state != "RUNNING":
+            self.kick()
+
+    @staticmethod
+    def _exit_code_text(outcome: lifecycle.Outcome) -> str:
+        code = (outcome.attempt or {}).get("exitCode")
+        return f", exit code {code}" if code is not None else ""
+
+    async def _ensure_kube_job(self, record: JobRecord) -> None:
+        """STARTING without a Kubernetes Job: create it (after a restart between our two writes)."""
+        name = record.status.get("kubernetesJob") or jobspec.kubernetes_job_name(record.name, record.attempt)
+        if f"{record.namespace}/{name}" in self._created_jobs:
+            return
+        environment = self.store.environment(str(record.status.get("computeEnvironment")))
+        if environment is None:
+            await self._write(record, self._fail_patch(
+                f"Compute environment '{record.status.get('computeEnvironment')}' was deleted before the job started"))
+            return
+        await self._create_kube_job(record, environment)
+
+    async def _create_kube_job(self, record: JobRecord, environment: Any) -> None:
+        resources = environment.spec.get("computeResources") or {}
+        placement = jobspec.Placement(
+            namespace=record.namespace, batchjob=record.name, job_id=record.uid, attempt=record.attempt,
+            queue=record.queue, environment=environment.name,
+            node_selector=dict(resources.get("nodeSelector") or {}),
+            tolerations=list(resources.get("tolerations") or []), affinity=resources.get("affinity"),
+            ttl_seconds_after_finished=self.settings.kubernetes_job_ttl_seconds,
+        )
+        resolved = record.status.get("resolved") or {}
+        manifest = jobspec.kubernetes_job(
+            jobspec.Resolved(resolved.get("template") or {}, record.request, resolved.get("retryStrategy") or {},
+                             resolved.get("timeoutSeconds"), resolved.get("labels") or {}),
+            placement,
+        )
+        self._created_jobs.add(f"{record.namespace}/{manifest['metadata']['name']}")
+        try:
+            await self.kube.create_job(manifest)
+        except Exception as exc:
+            log.warning("creating the Kubernetes Job of %s failed: %s", record.key, exc)
+            reason = f"Kubernetes refused the Job: {getattr(exc, 'reason', '')} {getattr(exc, 'body', exc)}"
+            await self._write(record, self._fail_patch(reason[:1024]))
+
+    # --- scheduling -----------------------------------------------------------------------
+
+    async def run_scheduler(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._next_wakeup())
+            self._wake.clear()
+            await asyncio.sleep(0.02)  # let a burst of events coalesce into one pass
+            if not self.store.ready:
+                continue
+            try:
+                await self.scheduling_pass()
+                await self.sweep()
+            except Exception:
+                log.exception("scheduling pass failed; retrying")
+                await asyncio.sleep(1)
+
+    def _next_wakeup(self) -> float:
+        return 2.0
+
+    def snapshot(self, jobs: list[JobRecord]) -> tuple[Snapshot, dict[str, JobRecord]]:
+        environments = {r.name: r.to_core() for r in self.store.environments()}
+        queues = {r.name: r.to_core() for r in self.store.queues()}
+        usage: dict[str, Resources] = {}
+        runnable: list[Runnable] = []
+        by_key: dict[str, JobRecord] = {}
+        for record in jobs:
+            state = record.state
+            if state in ACTIVE:
+                ce = record.status.get("computeEnvironment")
+                if ce:
+                    usage[ce] = usage.get(ce, Resources()) + record.request
+            elif state == "RUNNABLE" and record.spec.get("cancel") is None and record.spec.get("terminate") is None:
+                key = _key_string(record.key)
+                by_key[key] = record
+                waiting = record.status.get("waiting") or {}
+                runnable.append(Runnable(
+                    key=key, queue=record.queue, submitted_at=float(record.status.get("queuedAt") or 0),
+                    request=record.request, blocked_category=waiting.get("category"),
+                    blocked_since=waiting.get("since"),
+                ))
+        return Snapshot(environments, queues, usage, runnable), by_key
+
+    async def scheduling_pass(self) -> None:
+        jobs = list(self.store.jobs())
+        snapshot, by_key = self.snapshot(jobs)
+        started = time.perf_counter()
+        decisions = schedule(snapshot, self.clock())
+        metrics.CYCLE_SECONDS.observe(time.perf_counter() - started)
+        work = [self._place(by_key[p.key], p.environment) for p in decisions.placements]
+        work += [self._cancel_by_rule(by_key[c.key], c.reason) for c in decisions.cancellations]
+        work += self._reason_updates(by_key, decisions.waiting)
+        await asyncio.gather(*work)
+        await self.refresh_statuses(decisions.usage)
+
+    async def _place(self, record: JobRecord, environment_name: str) -> None:
+        async with self._lock(record.key):
+            current = self.store.job(record.key)
+            environment = self.store.environment(environment_name)
+            if current is None or current.state != "RUNNABLE" or environment is None:
+                return
+            metrics.PLACEMENTS.labels(environment_name).inc()
+            name = jobspec.kubernetes_job_name(current.name, current.attempt)
+            updated = await self._write(current, {
+                "state": "STARTING", "computeEnvironment": environment_name, "kubernetesJob": name,
+                "statusReason": f"Placed on compute environment '{environment_name}'; "
+                                "waiting for the container to start",
+                "waiting": None,
+            })
+            if updated is not None:
+                await self._create_kube_job(updated, environment)
+
+    async def _cancel_by_rule(self, record: JobRecord, reason: str) -> None:
+        async with self._lock(record.key):
+            current = self.store.job(record.key)
+            if current is not None and current.state == "RUNNABLE":
+                await self._write(current, self._fail_patch(reason, isCancelled=True))
+
+    def _reason_updates(self, by_key: dict[str, JobRecord], waiting: dict[str, Waiting]) -> list[Any]:
+        """Tell waiting jobs why, without rewriting 100,000 statuses every pass: a changed category
+        is written at once, a changed text at most every reason_refresh_seconds, within a budget."""
+        now = self.clock()
+        updates = []
+        for key, wait in waiting.items():
+            if len(updates) >= self.settings.reason_updates_per_cycle:
+                break
+            record = by_key.get(key)
+            if record is None or record.status.get("statusReason") == wait.reason:
+                continue
+            previous = (record.status.get("waiting") or {}).get("category")
+            last = self._reason_written_at.get(record.key, 0.0)
+            if previous == wait.category and now - last < self.settings.reason_refresh_seconds:
+                continue
+            self._reason_written_at[record.key] = now
+            updates.append(self._write_reason(record, wait))
+        return updates
+
+    async def _write_reason(self, record: JobRecord, wait: Waiting) -> None:
+        async with self._lock(record.key):
+            current = self.store.job(record.key)
+            if current is not None and current.state == "RUNNABLE":
+                await self._write(current, {"statusReason": wait.reason,
+                                            "waiting": {"category": wait.category, "since": wait.since}})
+
+    # --- periodic work --------------------------------------------------------------------
+
+    async def sweep(self) -> None:
+        """Timeouts of running attempts and the retention of finished jobs."""
+        now = self.clock()
+        retention = self.settings.finished_job_retention_seconds
+        work = []
+        for record in self.store.jobs():
+            if record.state == "RUNNING" and self._timed_out(record):
+                work.append(self.reconcile_job(record.key))
+            elif retention and record.state in TERMINAL:
+                stopped = parse_time(record.status.get("stoppedAt"))
+                if stopped is not None and now - stopped > retention:
+                    work.append(self.kube.delete_batchjob(record.namespace, record.name))
+        await asyncio.gather(*work)
+
+    async def refresh_statuses(self, usage: dict[str, Resources]) -> None:
+        counts_by_queue: dict[str, Counter[str]] = {}
+        counts_by_env: dict[str, Counter[str]] = {}
+        for record in self.store.jobs():
+            state = record.state or "SUBMITTED"
+            counts_by_queue.setdefault(record.queue, Counter())[state] += 1
+            if state in ACTIVE and record.status.get("computeEnvironment"):
+                counts_by_env.setdefault(record.status["computeEnvironment"], Counter())[state] += 1
+        await asyncio.gather(
+            *[self._queue_status(q, counts_by_queue.get(q.name, Counter())) for q in self.store.queues()],
+            *[self._environment_status(e, usage.get(e.name, Resources()), counts_by_env.get(e.name, Counter()))
+              for e in self.store.environments()],
+        )
+
+    async def _patch_if_changed(self, kind: str, name: str, status: dict[str, Any]) -> None:
+        cache_key = (kind, name)
+        if self._status_cache.get(cache_key) == status:
+            return
+        try:
+            body = await self.kube.patch_status(kind, name, status)
+        except Exception as exc:
+            log.warning("status of %s %s not written: %s", kind, name, exc)
+            return
+        if body is not None:
+            self._status_cache[cache_key] = status
+
+    async def _queue_status(self, queue: Any, counts: Counter[str]) -> None:
+        for state in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
+            metrics.JOBS.labels(queue.name, state).set(counts.get(state, 0))
+        missing = [n for n in queue.environments if self.store.environment(n) is None]
+        valid = not missing
+        reason = "JobQueue is VALID" if valid else f"compute environment(s) not found: {', '.join(missing)}"
+        status = {
+            "state": queue.spec.get("state", "ENABLED"), "status": "VALID" if valid else "INVALID",
+            "statusReason": reason, "jobCounts": {s: counts.get(s, 0) for s in STATE_EVENT_REASONS},
+            "observedGeneration": queue.generation,
+            "conditions": [self._ready_condition(
+                queue.status, valid, "Valid" if valid else "ComputeEnvironmentNotFound", reason, queue.generation)],
+        }
+        await self._patch_if_changed("JobQueue", queue.name, status)
+
+    async def _environment_status(self, environment: Any, used: Resources, counts: Counter[str]) -> None:
+        capacity = environment.capacity
+        for resource, limit, value in (("cpu", capacity.cpu_milli / 1000, used.cpu_milli / 1000),
+                                       ("memory", capacity.memory, used.memory), ("gpu", capacity.gpus, used.gpus)):
+            if limit is not None:
+                metrics.QUOTA_LIMIT.labels(environment.name, resource).set(limit)
+            metrics.QUOTA_USED.labels(environment.name, resource).set(value)
+        valid = environment.invalid_reason is None
+        reason = environment.invalid_reason or "ComputeEnvironment is VALID"
+        queues = sorted(q.name for q in self.store.queues() if environment.name in q.environments)
+        status = {
+            "status": "VALID" if valid else "INVALID", "statusReason": reason,
+            "usage": {"vcpus": format_cpu(used.cpu_milli), "memory": format_bytes(used.memory), "gpus": used.gpus},
+            "vcpuUsage": f"{format_cpu(used.cpu_milli)}/{format_cpu(capacity.cpu_milli)}",
+            "desiredvCpus": -(-used.cpu_milli // 1000),
+            "jobCounts": {"STARTING": counts.get("STARTING", 0), "RUNNING": counts.get("RUNNING", 0)},
+            "queues": queues, "observedGeneration": environment.generation,
+            "conditions": [self._ready_condition(environment.status, valid, "Valid" if valid else "InvalidSpec",
+                                                 reason, environment.generation)],
+        }
+        await self._patch_if_changed("ComputeEnvironment", environment.name, status)
+
+    @staticmethod
+    def _ready_condition(status: dict[str, Any], valid: bool, reason: str, message: str,
+                         generation: int) -> dict[str, Any]:
+        old = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+        value = "True" if valid else "False"
+        since = old["lastTransitionTime"] if old and old.get("status") == value else now_iso()
+        return {"type": "Ready", "status": value, "reason": reason, "message": message,
+                "lastTransitionTime": since, "observedGeneration": generation}

@@ -1,0 +1,155 @@
+"""Compact views of watched objects, built once per watch event and kept in kopf's indexes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from barge.core.resources import Capacity, Resources, parse_bytes
+from barge.core.scheduler import Environment, Queue, TimeLimitAction
+
+JobKey = tuple[str, str]
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def resource_version(metadata: dict[str, Any]) -> int:
+    # etcd revisions are integers; ordering by them lets our own writes win over stale events.
+    try:
+        return int(metadata.get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+@dataclass(slots=True)
+class JobRecord:
+    namespace: str
+    name: str
+    uid: str
+    resource_version: int
+    generation: int
+    created: str
+    spec: dict[str, Any]
+    status: dict[str, Any]
+
+    @classmethod
+    def from_body(cls, body: Any) -> JobRecord:
+        metadata = body.get("metadata") or {}
+        return cls(
+            namespace=metadata.get("namespace", ""),
+            name=metadata.get("name", ""),
+            uid=metadata.get("uid", ""),
+            resource_version=resource_version(metadata),
+            generation=int(metadata.get("generation") or 1),
+            created=metadata.get("creationTimestamp") or "",
+            spec=dict(body.get("spec") or {}),
+            status=dict(body.get("status") or {}),
+        )
+
+    @property
+    def key(self) -> JobKey:
+        return (self.namespace, self.name)
+
+    @property
+    def state(self) -> str | None:
+        return self.status.get("state")
+
+    @property
+    def queue(self) -> str:
+        return str(self.spec.get("jobQueue", ""))
+
+    @property
+    def attempt(self) -> int:
+        return int(self.status.get("currentAttempt") or 1)
+
+    @property
+    def request(self) -> Resources:
+        raw = (self.status.get("resolved") or {}).get("request") or {}
+        return Resources(int(raw.get("cpuMilli", 0)), int(raw.get("memory", 0)), int(raw.get("gpus", 0)))
+
+    def reference(self) -> dict[str, Any]:
+        """Enough of the body for kopf.event's involvedObject."""
+        return {"apiVersion": "barge.dev/v1alpha1", "kind": "BatchJob",
+                "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid}}
+
+
+@dataclass(slots=True)
+class EnvironmentRecord:
+    name: str
+    uid: str
+    generation: int
+    spec: dict[str, Any]
+    status: dict[str, Any]
+    invalid_reason: str | None = None
+    capacity: Capacity = field(default_factory=lambda: Capacity(0, None, 0))
+
+    @classmethod
+    def from_body(cls, body: Any) -> EnvironmentRecord:
+        metadata = body.get("metadata") or {}
+        spec = dict(body.get("spec") or {})
+        resources = spec.get("computeResources") or {}
+        record = cls(metadata.get("name", ""), metadata.get("uid", ""), int(metadata.get("generation") or 1),
+                     spec, dict(body.get("status") or {}))
+        try:
+            memory = resources.get("maxMemory")
+            record.capacity = Capacity(int(resources.get("maxvCpus", 0)) * 1000,
+                                       parse_bytes(memory) if memory not in (None, "") else None,
+                                       int(resources.get("maxGpus") or 0))
+        except ValueError as exc:
+            record.invalid_reason = f"spec.computeResources.maxMemory: {exc}"
+        return record
+
+    @property
+    def enabled(self) -> bool:
+        return self.spec.get("state", "ENABLED") == "ENABLED" and self.invalid_reason is None
+
+    def to_core(self) -> Environment:
+        return Environment(self.name, self.enabled, self.capacity)
+
+    def reference(self) -> dict[str, Any]:
+        return {"apiVersion": "barge.dev/v1alpha1", "kind": "ComputeEnvironment",
+                "metadata": {"name": self.name, "uid": self.uid}}
+
+
+@dataclass(slots=True)
+class QueueRecord:
+    name: str
+    uid: str
+    generation: int
+    spec: dict[str, Any]
+    status: dict[str, Any]
+
+    @classmethod
+    def from_body(cls, body: Any) -> QueueRecord:
+        metadata = body.get("metadata") or {}
+        return cls(metadata.get("name", ""), metadata.get("uid", ""), int(metadata.get("generation") or 1),
+                   dict(body.get("spec") or {}), dict(body.get("status") or {}))
+
+    @property
+    def enabled(self) -> bool:
+        return self.spec.get("state", "ENABLED") == "ENABLED"
+
+    @property
+    def environments(self) -> tuple[str, ...]:
+        order = sorted(self.spec.get("computeEnvironmentOrder") or [], key=lambda o: int(o.get("order", 0)))
+        return tuple(str(o.get("computeEnvironment")) for o in order)
+
+    def to_core(self) -> Queue:
+        actions = tuple(
+            TimeLimitAction(a["reason"], int(a["maxTimeSeconds"]), a.get("action", "CANCEL"))
+            for a in self.spec.get("jobStateTimeLimitActions") or [] if a.get("state", "RUNNABLE") == "RUNNABLE"
+        )
+        return Queue(self.name, int(self.spec.get("priority", 0)), self.environments, actions)
+
+    def reference(self) -> dict[str, Any]:
+        return {"apiVersion": "barge.dev/v1alpha1", "kind": "JobQueue",
+                "metadata": {"name": self.name, "uid": self.uid}}

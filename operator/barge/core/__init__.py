@@ -1,0 +1,1 @@
+"""Pure scheduling core: resource arithmetic and the scheduling rules, stdlib only."""

@@ -1,0 +1,1 @@
+"""Developer tooling: the local control plane built from the Go module proxy."""

@@ -1,0 +1,353 @@
+"""The local cluster: etcd, the control plane and kwok as processes on 127.0.0.1.
+
+`up` converges: components already running are kept, missing ones are started, so `up` after a
+crash or a killed process repairs the cluster instead of failing. Our processes are recognised by
+the cluster's state folder in their command line, so `down` finds them even without pid files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from barge.dev import build, certs, stages
+from barge.dev.pools import POOL_LABEL, PoolConfig, load_pools, node_manifest
+
+HOST = "127.0.0.1"
+APISERVER_PORT = 6443
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("BARGE_CLUSTER_DIR", build.cache_root() / "cluster"))
+
+
+def kubeconfig_path() -> Path:
+    return state_dir() / "kubeconfig"
+
+
+@dataclass(frozen=True)
+class Options:
+    pools: PoolConfig
+    # Client rate limits of kube-controller-manager and kube-scheduler. Upstream defaults (20 QPS)
+    # hold the Job controller to ~10 pods/s; the local cluster lifts them unless asked not to.
+    client_qps: int = 5000
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    ports: tuple[int, ...]
+    argv: Callable[[Path, Options], list[str]]
+    ready: Callable[[Path], bool]
+
+
+def _cert(state: Path, name: str) -> str:
+    return str(state / "certs" / name)
+
+
+def _etcd_argv(state: Path, _: Options) -> list[str]:
+    return [
+        str(build.binary("etcd")), "--name=barge", f"--data-dir={state / 'etcd'}",
+        f"--listen-client-urls=http://{HOST}:2379", f"--advertise-client-urls=http://{HOST}:2379",
+        f"--listen-peer-urls=http://{HOST}:2380", f"--initial-advertise-peer-urls=http://{HOST}:2380",
+        f"--initial-cluster=barge=http://{HOST}:2380", "--unsafe-no-fsync=true",
+        "--quota-backend-bytes=8589934592", "--log-level=warn",
+    ]
+
+
+def _apiserver_argv(state: Path, _: Options) -> list[str]:
+    return [
+        str(build.binary("kube-apiserver")), f"--etcd-servers=http://{HOST}:2379",
+        f"--bind-address={HOST}", f"--advertise-address={HOST}", f"--secure-port={APISERVER_PORT}",
+        f"--tls-cert-file={_cert(state, 'apiserver.crt')}",
+        f"--tls-private-key-file={_cert(state, 'apiserver.key')}",
+        f"--client-ca-file={_cert(state, 'ca.crt')}",
+        "--service-account-issuer=https://kubernetes.default.svc",
+        f"--service-account-key-file={_cert(state, 'sa.pub')}",
+        f"--service-account-signing-key-file={_cert(state, 'sa.key')}",
+        "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=Node,RBAC",
+        "--allow-privileged=true", "--endpoint-reconciler-type=none",
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-client-certificate={_cert(state, 'apiserver-kubelet-client.crt')}",
+        f"--kubelet-client-key={_cert(state, 'apiserver-kubelet-client.key')}",
+        f"--kubelet-certificate-authority={_cert(state, 'ca.crt')}",
+    ]
+
+
+CONTROLLERS = (
+    "job-controller", "garbage-collector-controller", "namespace-controller",
+    "resourcequota-controller", "serviceaccount-controller", "serviceaccount-token-controller",
+    "ttl-after-finished-controller", "pod-garbage-collector-controller",
+    "node-lifecycle-controller", "root-ca-certificate-publisher-controller",
+)
+
+
+def _controller_manager_argv(state: Path, options: Options) -> list[str]:
+    kubeconfig = str(state / "kubeconfig")
+    return [
+        str(build.binary("kube-controller-manager")), f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+        f"--bind-address={HOST}", "--leader-elect=false",
+        f"--service-account-private-key-file={_cert(state, 'sa.key')}",
+        f"--root-ca-file={_cert(state, 'ca.crt')}", f"--controllers={','.join(CONTROLLERS)}",
+        f"--kube-api-qps={options.client_qps}", f"--kube-api-burst={options.client_qps}",
+    ]
+
+
+def _scheduler_argv(state: Path, options: Options) -> list[str]:
+    config = state / "kube-scheduler.yaml"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "kubescheduler.config.k8s.io/v1",
+        "kind": "KubeSchedulerConfiguration",
+        "clientConnection": {"kubeconfig": str(state / "kubeconfig"),
+                             "qps": options.client_qps, "burst": options.client_qps},
+        "leaderElection": {"leaderElect": False},
+    }))
+    kubeconfig = str(state / "kubeconfig")
+    return [str(build.binary("kube-scheduler")), f"--config={config}", f"--bind-address={HOST}",
+            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}"]
+
+
+def _kwok_argv(state: Path, _: Options) -> list[str]:
+    config = state / "kwok.yaml"
+    config.write_text(stages.build_config(build.binary("kwok").parent / "stages"))
+    return [
+        str(build.binary("kwok")), f"--kubeconfig={state / 'kubeconfig'}", f"--config={config}",
+        "--manage-all-nodes=false",
+        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        f"--node-ip={HOST}", f"--server-address={HOST}:10247",
+    ]
+
+
+def _https_ok(url: str, state: Path) -> bool:
+    context = ssl.create_default_context(cafile=_cert(state, "ca.crt"))
+    context.load_cert_chain(_cert(state, "admin.crt"), _cert(state, "admin.key"))
+    context.check_hostname = False
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _insecure_ok(url: str) -> bool:
+    context = ssl._create_unverified_context()  # the components' self-signed healthz endpoints
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _etcd_ready(_: Path) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:2379/health", timeout=2) as response:
+            return bool(json.load(response).get("health") == "true")
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+COMPONENTS = (
+    Component("etcd", (2379, 2380), _etcd_argv, _etcd_ready),
+    Component("kube-apiserver", (APISERVER_PORT,), _apiserver_argv,
+              lambda s: _https_ok(f"https://{HOST}:{APISERVER_PORT}/readyz", s)),
+    Component("kube-controller-manager", (10257,), _controller_manager_argv,
+              lambda s: _insecure_ok(f"https://{HOST}:10257/healthz")),
+    Component("kube-scheduler", (10259,), _scheduler_argv,
+              lambda s: _insecure_ok(f"https://{HOST}:10259/healthz")),
+    Component("kwok", (10247,), _kwok_argv, lambda s: True),
+)
+
+
+# --- processes -------------------------------------------------------------------------------
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def cluster_processes(state: Path | None = None) -> dict[int, str]:
+    """Every live process of this cluster (pid -> component), found by its state folder."""
+    marker = str(state or state_dir())
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        argv = _cmdline(int(entry.name))
+        if argv and any(marker in arg for arg in argv[1:]):
+            name = Path(argv[0]).name
+            if any(c.name == name for c in COMPONENTS):
+                found[int(entry.name)] = name
+    return found
+
+
+def _port_owner(port: int) -> str | None:
+    """Who listens on 127.0.0.1:port, or None when it is free."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+            return None
+        except OSError:
+            pass
+    try:
+        out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True)
+        return out.stdout.strip() or "an unknown process"
+    except OSError:
+        return "an unknown process"
+
+
+def _start(component: Component, state: Path, options: Options) -> None:
+    for port in component.ports:
+        owner = _port_owner(port)
+        if owner:
+            raise ClusterError(
+                f"cannot start {component.name}: port {HOST}:{port} is already in use by {owner}. "
+                "Stop that process (or run `barge dev cluster down` if it is a cluster of "
+                "another state folder) and retry."
+            )
+    logs = state / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"{component.name}.log", "ab") as log:
+        process = subprocess.Popen(component.argv(state, options), stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    (state / "run").mkdir(exist_ok=True)
+    (state / "run" / f"{component.name}.pid").write_text(str(process.pid))
+
+
+def _wait_ready(component: Component, state: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if component.ready(state):
+            return
+        if component.name not in cluster_processes(state).values():
+            raise ClusterError(
+                f"{component.name} exited during start; see {state / 'logs' / component.name}.log:\n"
+                + _tail(state / "logs" / f"{component.name}.log")
+            )
+        time.sleep(0.3)
+    raise ClusterError(f"{component.name} not ready after {timeout:.0f}s; see its log in {state / 'logs'}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stop_processes(state: Path, timeout: float = 15) -> list[int]:
+    pids = cluster_processes(state)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(p in cluster_processes(state) for p in pids):
+        time.sleep(0.2)
+    for pid in cluster_processes(state):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and cluster_processes(state):
+        time.sleep(0.1)
+    left = cluster_processes(state)
+    if left:
+        raise ClusterError(f"processes still alive after SIGKILL: {left}")
+    return sorted(pids)
+
+
+# --- nodes -----------------------------------------------------------------------------------
+
+def kubectl(*args: str, input_text: str | None = None, check: bool = True) -> str:
+    argv = [str(build.binary("kubectl")), f"--kubeconfig={kubeconfig_path()}", *args]
+    proc = subprocess.run(argv, input=input_text, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def sync_nodes(pools: PoolConfig, timeout: float = 90) -> None:
+    wanted = {name: node_manifest(pool, name) for pool in pools.pools for name in pool.node_names()}
+    if wanted:
+        kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(list(wanted.values())))
+    existing = kubectl("get", "nodes", "-l", f"{POOL_LABEL},type=kwok", "-o", "name").split()
+    stale = [n for n in existing if n.removeprefix("node/") not in wanted]
+    if stale:
+        kubectl("delete", *stale, "--wait=false")
+    if wanted:
+        kubectl("wait", "--for=condition=Ready", f"--timeout={timeout:.0f}s",
+                *[f"node/{n}" for n in wanted])
+
+
+# --- commands --------------------------------------------------------------------------------
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def up(options: Options) -> Path:
+    started = time.monotonic()
+    build.ensure_built()
+    state = state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    certs.ensure_certificates(state / "certs")
+    certs.write_kubeconfig(state / "kubeconfig", state / "certs", f"https://{HOST}:{APISERVER_PORT}")
+    running = set(cluster_processes(state).values())
+    for component in COMPONENTS:
+        if component.name in running:
+            continue
+        _say(f"starting {component.name}")
+        _start(component, state, options)
+        _wait_ready(component, state)
+    for component in COMPONENTS:
+        _wait_ready(component, state)
+    sync_nodes(options.pools)
+    _say(f"cluster up in {time.monotonic() - started:.1f}s; export KUBECONFIG={state / 'kubeconfig'}")
+    return state / "kubeconfig"
+
+
+def down(wipe: bool = True) -> list[int]:
+    state = state_dir()
+    pids = stop_processes(state)
+    if wipe:
+        for folder in ("etcd", "run"):
+            subprocess.run(["rm", "-rf", str(state / folder)], check=False)
+    _say(f"cluster down (stopped {len(pids)} processes)" if pids else "cluster was not running")
+    return pids
+
+
+def status() -> dict[str, object]:
+    state = state_dir()
+    running = {name: pid for pid, name in cluster_processes(state).items()}
+    report: dict[str, object] = {
+        "kubeconfig": str(state / "kubeconfig"),
+        "components": {c.name: {"pid": running.get(c.name), "running": c.name in running,
+                                "ready": c.name in running and c.ready(state)} for c in COMPONENTS},
+    }
+    report["up"] = all(v["ready"] for v in report["components"].values())  # type: ignore[union-attr]
+    return report
+
+
+def default_options(pools_file: Path | None = None, client_qps: int = 5000) -> Options:
+    return Options(pools=load_pools(pools_file) if pools_file else load_pools(), client_qps=client_qps)

@@ -1,0 +1,121 @@
+"""kwok's configuration: its options and the stages that make simulated pods run, succeed or fail.
+
+The stages are kwok's own files from its module (same names, same annotations, so anyone who
+knows kwok knows them), with three changes:
+- no default jitter: kwok treats a jitter as an upper bound of the whole delay, so a default
+  jitter below an annotated delay would silently shorten it;
+- pod-complete skips pods labelled to fail, so kwok never picks between the two at random;
+- a failing stage keyed on the completion index of an Indexed Job, so one annotation on a
+  template can list the children that fail and with which exit code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
+INDEX_FAIL_ANNOTATION = "pod-fail-by-index.stage.barge.dev/exit-codes"
+
+NODE_STAGES = ("node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml")
+POD_STAGES = (
+    "pod/general/pod-create.yaml",
+    "pod/general/pod-init-container-running.yaml",
+    "pod/general/pod-init-container-completed.yaml",
+    "pod/general/pod-ready.yaml",
+    "pod/general/pod-complete.yaml",
+    "pod/general/pod-delete.yaml",
+    "pod/chaos/pod-container-running-failed.yaml",
+)
+
+
+def kwok_options(lease_seconds: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokConfiguration",
+        "options": {
+            "enableCRDs": [],
+            "nodeLeaseDurationSeconds": lease_seconds,
+            # With a config file kwok refuses zero values here.
+            "nodeLeaseParallelism": 16,
+            "podPlayStageParallelism": 16,
+            "nodePlayStageParallelism": 4,
+            "podsOnNodeSyncParallelism": 4,
+        },
+    }
+
+
+def _drop_default_jitter(stage: dict[str, Any]) -> None:
+    stage["spec"].get("delay", {}).pop("jitterDurationMilliseconds", None)
+
+
+def _exclude_failing_pods(stage: dict[str, Any]) -> None:
+    stage["spec"]["selector"]["matchExpressions"].append(
+        {"key": f'.metadata.labels["{FAIL_LABEL}"]', "operator": "NotIn", "values": ["true"]}
+    )
+    stage["spec"]["selector"]["matchExpressions"].append(
+        {"key": f'.metadata.annotations["{INDEX_FAIL_ANNOTATION}"]', "operator": "DoesNotExist"}
+    )
+
+
+def _fail_by_index(failed_stage: dict[str, Any], complete_stage: dict[str, Any]) -> list[dict[str, Any]]:
+    """Pods of an Indexed Job carrying `INDEX_FAIL_ANNOTATION: "7=3,500=3"` fail with that exit
+    code when their completion index is listed, and succeed otherwise.
+
+    The annotation is a comma-separated list of index=exitCode; kwok's selectors match whole
+    values, so the template does the lookup and the stage applies to every annotated pod.
+    """
+    index = '(index .metadata.annotations "batch.kubernetes.io/job-completion-index")'
+    codes = f'(index .metadata.annotations "{INDEX_FAIL_ANNOTATION}")'
+    lookup = (
+        '{{ $code := "0" }}{{ range $pair := splitList "," ' + codes + " }}"
+        '{{ $kv := splitList "=" (trim $pair) }}{{ if eq (index $kv 0) ' + index + " }}"
+        "{{ $code = index $kv 1 }}{{ end }}{{ end }}"
+    )
+    selector = [
+        {"key": f'.metadata.annotations["{INDEX_FAIL_ANNOTATION}"]', "operator": "Exists"},
+        {"key": '.metadata.annotations["batch.kubernetes.io/job-completion-index"]', "operator": "Exists"},
+        {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+        {"key": ".status.phase", "operator": "In", "values": ["Running"]},
+    ]
+    template = failed_stage["spec"]["next"]["statusTemplate"]
+    template = template.replace(
+        "{{ $failureExitCode := or ( index $annotations "
+        '"pod-container-running-failed.stage.kwok.x-k8s.io/exit-code" ) $defaultExitCode }}',
+        lookup + "{{ $failureExitCode := $code }}",
+    )
+    # exit code 0 means the child succeeds: reuse pod-complete's terminal status for it.
+    template = template.replace("phase: Failed", 'phase: {{ if eq $code "0" }}Succeeded{{ else }}Failed{{ end }}')
+    template = template.replace(
+        "reason: {{ $failureReason }}", 'reason: {{ if eq $code "0" }}Completed{{ else }}{{ $failureReason }}{{ end }}'
+    )
+    stage = {
+        "apiVersion": failed_stage["apiVersion"],
+        "kind": "Stage",
+        "metadata": {"name": "pod-fail-by-index"},
+        "spec": {
+            "resourceRef": failed_stage["spec"]["resourceRef"],
+            "selector": {"matchExpressions": selector},
+            "delay": dict(complete_stage["spec"]["delay"]),
+            "weight": 10000,
+            "next": {"statusTemplate": template},
+        },
+    }
+    return [stage]
+
+
+def build_config(stage_root: Path, lease_seconds: int = 15) -> str:
+    """stage_root: kwok's `kustomize/stage` folder, copied next to the kwok binary at build."""
+    stages: list[dict[str, Any]] = []
+    by_name: dict[str, dict[str, Any]] = {}
+    for rel in NODE_STAGES + POD_STAGES:
+        for doc in yaml.safe_load_all((stage_root / rel).read_text()):
+            if doc:
+                _drop_default_jitter(doc)
+                stages.append(doc)
+                by_name[doc["metadata"]["name"]] = doc
+    _exclude_failing_pods(by_name["pod-complete"])
+    stages += _fail_by_index(by_name["pod-container-running-failed"], by_name["pod-complete"])
+    return yaml.safe_dump_all([kwok_options(lease_seconds), *stages], sort_keys=False)

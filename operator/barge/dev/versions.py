@@ -1,0 +1,10 @@
+"""Pinned versions of everything the local cluster builds. Change them here only."""
+
+KUBERNETES = "v1.35.4"
+ETCD = "v3.6.16"
+KWOK = "v0.8.0"
+
+# The staging modules of k8s.io/kubernetes are published as v0.<minor>.<patch>.
+STAGING = "v0." + KUBERNETES.removeprefix("v1.")
+
+ALL = {"kubernetes": KUBERNETES, "etcd": ETCD, "kwok": KWOK}

@@ -1,0 +1,123 @@
+"""All Kubernetes API writes of the operator, in one place.
+
+kopf watches and indexes; this module writes. The official client is synchronous, so calls run
+in a bounded thread pool sized like the client's connection pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kubernetes
+from kubernetes.client.rest import ApiException
+
+from barge import metrics
+from barge.api.models import GROUP, VERSION
+
+log = logging.getLogger("barge.kube")
+MERGE_PATCH = "application/merge-patch+json"
+PLURALS = {"BatchJob": "batchjobs", "ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues"}
+
+
+class Kube:
+    def __init__(self, concurrency: int = 16) -> None:
+        try:
+            kubernetes.config.load_incluster_config()
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config()
+        configuration = kubernetes.client.Configuration.get_default_copy()
+        configuration.connection_pool_maxsize = concurrency
+        self._api = kubernetes.client.ApiClient(configuration)
+        self.custom = kubernetes.client.CustomObjectsApi(self._api)
+        self.batch = kubernetes.client.BatchV1Api(self._api)
+        self.core = kubernetes.client.CoreV1Api(self._api)
+        self._background: set[asyncio.Task[None]] = set()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
+        self._limit = asyncio.Semaphore(concurrency)
+
+    async def _call(self, verb: str, resource: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        metrics.API_REQUESTS.labels(verb, resource).inc()
+        async with self._limit:
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+            except ApiException as exc:
+                metrics.API_ERRORS.labels(verb, str(exc.status)).inc()
+                raise
+
+    async def patch_status(self, kind: str, name: str, status: dict[str, Any],
+                           namespace: str | None = None) -> dict[str, Any] | None:
+        """Merge-patch the status subresource; None when the object is gone."""
+        body = {"status": status}
+        plural = PLURALS[kind]
+        try:
+            if namespace is None:
+                return await self._call(  # type: ignore[no-any-return]
+                    "patch", plural, self.custom.patch_cluster_custom_object_status,
+                    GROUP, VERSION, plural, name, body, _content_type=MERGE_PATCH)
+            return await self._call(  # type: ignore[no-any-return]
+                "patch", plural, self.custom.patch_namespaced_custom_object_status,
+                GROUP, VERSION, namespace, plural, name, body, _content_type=MERGE_PATCH)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def create_job(self, manifest: dict[str, Any]) -> bool:
+        """Create a Kubernetes Job; False when one of that name already exists."""
+        try:
+            await self._call("create", "jobs", self.batch.create_namespaced_job,
+                             manifest["metadata"]["namespace"], manifest)
+            return True
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        try:
+            await self._call("delete", "jobs", self.batch.delete_namespaced_job, name, namespace,
+                             propagation_policy="Background", grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def delete_batchjob(self, namespace: str, name: str) -> None:
+        try:
+            await self._call("delete", "batchjobs", self.custom.delete_namespaced_custom_object,
+                             GROUP, VERSION, namespace, "batchjobs", name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def post_event(self, reference: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        """Post a Kubernetes Event in the background; a lost Event never blocks a job."""
+        task = asyncio.get_running_loop().create_task(self._post_event(reference, kind, reason, message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _post_event(self, reference: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        metadata = reference["metadata"]
+        namespace = metadata.get("namespace") or "default"
+        now = datetime.datetime.now(datetime.UTC)
+        body = {
+            "metadata": {"generateName": f"{metadata['name']}.", "namespace": namespace},
+            "involvedObject": {"apiVersion": reference["apiVersion"], "kind": reference["kind"],
+                               "name": metadata["name"], "namespace": metadata.get("namespace"),
+                               "uid": metadata.get("uid")},
+            "type": kind, "reason": reason, "message": message[:1024], "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now,
+            "source": {"component": "barge-operator"}, "reportingComponent": "barge.dev/operator",
+        }
+        try:
+            await self._call("create", "events", self.core.create_namespaced_event, namespace, body)
+        except Exception as exc:
+            log.debug("event not posted: %s", exc)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._api.close()

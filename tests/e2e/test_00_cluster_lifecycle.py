@@ -1,0 +1,108 @@
+"""The local cluster command itself: up/down are idempotent, up repairs a killed component, and
+down leaves no process behind. Runs first (file name) because it restarts the session's cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.e2e.kube import Cluster, eventually
+
+pytestmark = pytest.mark.skipif(bool(os.environ.get("BARGE_E2E_KUBECONFIG")),
+                                reason="manages the project's own local cluster only")
+
+
+def barge(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "barge.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+
+
+def test_up_twice_down_twice_and_repair(cluster: Cluster) -> None:
+    from barge.dev import cluster as local
+
+    started = time.monotonic()
+    second = barge("dev", "cluster", "up")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert time.monotonic() - started < 60, "a second up on a running cluster must be quick"
+    assert "starting" not in second.stderr, "a second up must not restart running components"
+
+    before = local.cluster_processes()
+    assert sorted(before.values()) == sorted(c.name for c in local.COMPONENTS)
+
+    scheduler_pid = next(pid for pid, name in before.items() if name == "kube-scheduler")
+    os.kill(scheduler_pid, signal.SIGKILL)
+    eventually(lambda: not alive(scheduler_pid), 10, message="the killed scheduler to exit")
+    repaired = barge("dev", "cluster", "up")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "starting kube-scheduler" in repaired.stderr
+    assert "starting kube-apiserver" not in repaired.stderr
+    after = local.cluster_processes()
+    assert "kube-scheduler" in after.values() and scheduler_pid not in after
+
+    status = barge("dev", "cluster", "status")
+    assert status.returncode == 0 and '"up": true' in status.stdout
+
+    pids = list(after)
+    first_down = barge("dev", "cluster", "down")
+    assert first_down.returncode == 0, first_down.stdout + first_down.stderr
+    assert not any(alive(pid) for pid in pids), "down must leave no process of the cluster"
+    assert local.cluster_processes() == {}
+    second_down = barge("dev", "cluster", "down")
+    assert second_down.returncode == 0 and "not running" in second_down.stderr
+    assert barge("dev", "cluster", "status").returncode == 3
+
+    back = barge("dev", "cluster", "up")
+    assert back.returncode == 0, back.stdout + back.stderr
+    eventually(lambda: len(cluster.core.list_node(label_selector="type=kwok").items) == 6, 60,
+               message="nodes after a fresh up")
+
+
+def test_port_in_use_is_reported_with_the_port(cluster: Cluster) -> None:
+    from barge.dev import cluster as local
+
+    component = local.COMPONENTS[-1]  # kwok: a port nothing else in the cluster needs
+    pid = next(p for p, n in local.cluster_processes().items() if n == component.name)
+    os.kill(pid, signal.SIGKILL)
+    eventually(lambda: not alive(pid), 10, message="kwok to exit")
+    import socket
+
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", component.ports[0]))
+    blocker.listen()
+    try:
+        result = barge("dev", "cluster", "up")
+        assert result.returncode == 2
+        assert f"127.0.0.1:{component.ports[0]} is already in use" in result.stdout
+    finally:
+        blocker.close()
+    assert barge("dev", "cluster", "up").returncode == 0
+
+
+def test_bad_pool_config_names_the_field(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "pools.yaml"
+    bad.write_text("pools:\n  - name: cpu\n    nodes: 2\n    capacity: {cpu: '4'}\n    lables: {a: b}\n")
+    result = barge("dev", "cluster", "up", "--pools", str(bad))
+    assert result.returncode == 2
+    assert "pools.0.lables" in result.stdout
+
+
+def test_missing_go_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    from barge.dev import build
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(build.BuildError, match="`go` was not found"):
+        build.go_executable()

@@ -1,0 +1,98 @@
+"""Resolving a definition with parameters and overrides, and the Kubernetes Job built from it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from barge.core import jobspec
+from barge.core.resources import Resources
+
+DEFINITION: dict[str, Any] = {
+    "parameters": {"frame": "1", "codec": "h264"},
+    "template": {"spec": {"containers": [{
+        "name": "main", "image": "busybox",
+        "command": ["render", "--frame=Ref::frame", "Ref::codec", "Ref::unknown"],
+        "env": [{"name": "MODE", "value": "fast"}],
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+    }]}},
+    "retryStrategy": {"attempts": 3},
+    "timeout": {"attemptDurationSeconds": 120},
+}
+
+
+def test_parameters_substitute_submitted_then_default_and_keep_unknown() -> None:
+    resolved = jobspec.resolve(DEFINITION, {"parameters": {"frame": "42"}})
+    command = resolved.template["spec"]["containers"][0]["command"]
+    assert command == ["render", "--frame=42", "h264", "Ref::unknown"]
+
+
+def test_overrides_replace_command_merge_env_and_set_resources() -> None:
+    resolved = jobspec.resolve(DEFINITION, {"overrides": {
+        "command": ["other"], "env": [{"name": "MODE", "value": "slow"}, {"name": "X", "value": "1"}],
+        "vcpus": 2.5, "memory": 2048, "gpus": 1}})
+    main = resolved.template["spec"]["containers"][0]
+    assert main["command"] == ["other"]
+    assert main["env"] == [{"name": "MODE", "value": "slow"}, {"name": "X", "value": "1"}]
+    assert main["resources"]["requests"] == {"cpu": "2500m", "memory": "2048Mi", "nvidia.com/gpu": "1"}
+    assert main["resources"]["limits"] == {"memory": "2048Mi", "nvidia.com/gpu": "1"}
+    assert resolved.request == Resources(2500, 2048 * 2**20, 1)
+
+
+def test_definition_is_not_mutated_and_job_settings_replace_definition_settings() -> None:
+    before = repr(DEFINITION)
+    job = {"retryStrategy": {"attempts": 5}, "timeout": {"attemptDurationSeconds": 60}}
+    resolved = jobspec.resolve(DEFINITION, job)
+    assert repr(DEFINITION) == before
+    assert resolved.retry_strategy["attempts"] == 5 and resolved.timeout_seconds == 60
+    defaults = jobspec.resolve(DEFINITION, {})
+    assert defaults.retry_strategy["attempts"] == 3 and defaults.timeout_seconds == 120
+
+
+def test_bad_quantity_names_the_field() -> None:
+    with pytest.raises(jobspec.SpecError, match="resources of the main container"):
+        jobspec.resolve(DEFINITION, {"overrides": {"resources": {"requests": {"cpu": "lots"}}}})
+
+
+def _placement(**extra: Any) -> jobspec.Placement:
+    base: dict[str, Any] = dict(namespace="ns", batchjob="render-7", job_id="uid-1", attempt=2, queue="high",
+                                environment="cpu-ce", node_selector={"barge.dev/pool": "cpu"},
+                                tolerations=[{"key": "k", "operator": "Exists"}], affinity=None,
+                                ttl_seconds_after_finished=300)
+    return jobspec.Placement(**(base | extra))
+
+
+def test_kubernetes_job_is_owned_labelled_placed_and_carries_aws_env() -> None:
+    manifest = jobspec.kubernetes_job(jobspec.resolve(DEFINITION, {}), _placement())
+    assert manifest["metadata"]["name"] == "render-7-2"
+    assert manifest["metadata"]["ownerReferences"][0] | {} == {
+        "apiVersion": "barge.dev/v1alpha1", "kind": "BatchJob", "name": "render-7", "uid": "uid-1",
+        "controller": True, "blockOwnerDeletion": True}
+    pod = manifest["spec"]["template"]
+    assert pod["metadata"]["labels"]["barge.dev/job-id"] == "uid-1"
+    assert manifest["metadata"]["labels"]["barge.dev/job-id"] == "uid-1"
+    assert pod["spec"]["nodeSelector"] == {"barge.dev/pool": "cpu"}
+    assert pod["spec"]["tolerations"] == [{"key": "k", "operator": "Exists"}]
+    assert pod["spec"]["restartPolicy"] == "Never" and manifest["spec"]["backoffLimit"] == 0
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["AWS_BATCH_JOB_ID"] == "uid-1" and env["AWS_BATCH_JOB_ATTEMPT"] == "2"
+    assert env["AWS_BATCH_JQ_NAME"] == "high" and env["AWS_BATCH_CE_NAME"] == "cpu-ce"
+    assert env["MODE"] == "fast"
+
+
+def test_array_job_is_indexed_and_child_id_includes_the_index() -> None:
+    manifest = jobspec.kubernetes_job(jobspec.resolve(DEFINITION, {}), _placement(array_size=10, parallelism=4))
+    assert manifest["spec"]["completionMode"] == "Indexed"
+    assert manifest["spec"]["completions"] == 10 and manifest["spec"]["parallelism"] == 4
+    env = manifest["spec"]["template"]["spec"]["containers"][0]["env"]
+    names = [e["name"] for e in env]
+    assert names.index("AWS_BATCH_JOB_ARRAY_INDEX") < names.index("AWS_BATCH_JOB_ID")
+    assert next(e for e in env if e["name"] == "AWS_BATCH_JOB_ID")["value"] == "uid-1:$(AWS_BATCH_JOB_ARRAY_INDEX)"
+
+
+def test_job_names_are_deterministic_and_fit_a_label() -> None:
+    long = "x" * 200
+    assert jobspec.kubernetes_job_name(long, 3) == jobspec.kubernetes_job_name(long, 3)
+    assert len(jobspec.kubernetes_job_name(long, 10)) <= 63
+    assert jobspec.kubernetes_job_name(long, 1) != jobspec.kubernetes_job_name("x" * 199 + "y", 1)
