@@ -75,3 +75,6 @@ def operator(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         except subprocess.TimeoutExpired:
             process.kill()
         print(f"\n--- operator log tail ({log_path}) ---\n" + "\n".join(log_path.read_text().splitlines()[-40:]))
+
+
+from tests.e2e.barge_objects import barge  # noqa: E402,F401 - the per-test Barge fixture

@@ -75,8 +75,9 @@ def test_pod_fails_with_annotated_exit_code_after_delay(cluster: Cluster, namesp
     assert pod.status.phase == "Failed"
     state = pod.status.container_statuses[0].state.terminated
     assert state.exit_code == 3
-    running_for = (state.finished_at - pod.status.start_time).total_seconds()
-    assert running_for >= 1.5, f"the annotated 2 s run time was not honoured ({running_for}s)"
+    # kwok's failure template rewrites startTime; the delay runs after creation, so this bounds it.
+    lived = (state.finished_at - pod.metadata.creation_timestamp).total_seconds()
+    assert lived >= 2, f"the annotated 2 s run time was not honoured ({lived}s)"
 
 
 def test_run_time_annotation_is_honoured(cluster: Cluster, namespace: str) -> None:

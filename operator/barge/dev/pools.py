@@ -63,7 +63,7 @@ def load_pools(path: Path = DEFAULT_POOLS_FILE) -> PoolConfig:
     return config
 
 
-def node_manifest(pool: Pool, name: str) -> dict[str, Any]:
+def node_manifest(pool: Pool, name: str, pod_cidr: str | None = None) -> dict[str, Any]:
     allocatable = {"pods": "110"} | pool.capacity
     return {
         "apiVersion": "v1",
@@ -80,6 +80,6 @@ def node_manifest(pool: Pool, name: str) -> dict[str, Any]:
             }
             | pool.labels,
         },
-        "spec": {"taints": [t.model_dump() for t in pool.taints]},
+        "spec": {"taints": [t.model_dump() for t in pool.taints]} | ({"podCIDR": pod_cidr} if pod_cidr else {}),
         "status": {"capacity": allocatable, "allocatable": allocatable},
     }

@@ -67,8 +67,9 @@ def _fail_by_index(failed_stage: dict[str, Any], complete_stage: dict[str, Any])
     The annotation is a comma-separated list of index=exitCode; kwok's selectors match whole
     values, so the template does the lookup and the stage applies to every annotated pod.
     """
-    index = '(index .metadata.annotations "batch.kubernetes.io/job-completion-index")'
-    codes = f'(index .metadata.annotations "{INDEX_FAIL_ANNOTATION}")'
+    # Inside `range`, `.` is the element: read through the template's own $annotations variable.
+    index = '(index $annotations "batch.kubernetes.io/job-completion-index")'
+    codes = f'(index $annotations "{INDEX_FAIL_ANNOTATION}")'
     lookup = (
         '{{ $code := "0" }}{{ range $pair := splitList "," ' + codes + " }}"
         '{{ $kv := splitList "=" (trim $pair) }}{{ if eq (index $kv 0) ' + index + " }}"

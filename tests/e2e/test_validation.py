@@ -1,0 +1,65 @@
+"""Bad input is rejected at `kubectl apply` with the field named (schema and CEL rules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.barge_objects import batch_job, compute_environment, job_definition, job_queue
+from tests.e2e.kube import Cluster
+
+
+def rejected(cluster: Cluster, obj: dict[str, Any], namespace: str | None) -> str:
+    result = cluster.apply([obj], namespace, check=False)
+    assert result.returncode != 0, f"accepted: {obj}"
+    return result.stderr
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda o: o["spec"]["overrides"].update(env=[{"name": "AWS_BATCH_JOB_ID", "value": "x"}]),
+     "spec.overrides.env"),
+    (lambda o: o["spec"].update(retryStrategy={"attempts": 11}), "spec.retryStrategy.attempts"),
+    (lambda o: o["spec"].update(timeout={"attemptDurationSeconds": 30}), "spec.timeout.attemptDurationSeconds"),
+    (lambda o: o["spec"].update(arrayProperties={"size": 1}), "spec.arrayProperties.size"),
+    (lambda o: o["spec"].update(arrayProperties={"size": 100001}), "spec.arrayProperties.size"),
+    (lambda o: o["spec"].pop("jobQueue"), "spec.jobQueue"),
+    (lambda o: o["spec"].update(dependsOn=[{"jobName": "a", "condition": "Maybe"}]), "spec.dependsOn[0].condition"),
+    (lambda o: o["spec"].update(dependsOn=[{"type": "SEQUENTIAL"}]), "SEQUENTIAL"),
+    (lambda o: o["spec"].update(dependsOn=[{"jobName": f"j{i}"} for i in range(21)]), "spec.dependsOn"),
+    (lambda o: o["spec"].update(retryStrategy={"attempts": 2, "evaluateOnExit": [{"action": "RETRY"}]}),
+     "spec.retryStrategy.evaluateOnExit[0]"),
+    (lambda o: o["spec"].update(unknownField=1), "unknownField"),
+])
+def test_bad_batchjob_is_rejected_naming_the_field(crds: Cluster, namespace: str, mutate: Any, field: str) -> None:
+    job = batch_job("bad", "def", "queue", overrides={})
+    mutate(job)
+    assert field in rejected(crds, job, namespace)
+
+
+def test_reserved_env_in_definition_template_is_rejected(crds: Cluster, namespace: str) -> None:
+    definition = job_definition("bad")
+    definition["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "AWS_BATCH_CE_NAME", "value": "x"}]
+    message = rejected(crds, definition, namespace)
+    assert "spec.template.spec.containers[0].env" in message and "AWS_BATCH" in message
+
+
+@pytest.mark.parametrize(("obj", "field"), [
+    (job_queue("bad-q", ["ce"], priority=-1), "spec.priority"),
+    (job_queue("bad-q", ["ce"], state="PAUSED"), "spec.state"),
+    (job_queue("bad-q", ["a", "a"]), "spec.computeEnvironmentOrder"),
+    (job_queue("bad-q", ["ce"], jobStateTimeLimitActions=[
+        {"reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", "state": "RUNNABLE", "maxTimeSeconds": 10,
+         "action": "CANCEL"}]), "spec.jobStateTimeLimitActions[0].maxTimeSeconds"),
+    (compute_environment("bad-ce", -1), "spec.computeResources.maxvCpus"),
+    (compute_environment("bad-ce", 4, minvCpus=8), "minvCpus must not exceed maxvCpus"),
+    (compute_environment("bad-ce", 4, maxMemory="lots"), "spec.computeResources.maxMemory"),
+])
+def test_bad_queue_or_environment_is_rejected_naming_the_field(crds: Cluster, obj: dict[str, Any], field: str) -> None:
+    assert field in rejected(crds, obj, None)
+
+
+def test_submitted_job_spec_is_immutable(crds: Cluster, namespace: str) -> None:
+    crds.apply([batch_job("fixed", "def", "queue")], namespace)
+    message = rejected(crds, batch_job("fixed", "def", "other-queue"), namespace)
+    assert "spec.jobQueue is immutable" in message
