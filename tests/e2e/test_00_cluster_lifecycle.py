@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,11 +78,17 @@ def test_port_in_use_is_reported_with_the_port(cluster: Cluster) -> None:
     pid = next(p for p, n in local.cluster_processes().items() if n == component.name)
     os.kill(pid, signal.SIGKILL)
     eventually(lambda: not alive(pid), 10, message="kwok to exit")
-    import socket
-
     blocker = socket.socket()
     blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    blocker.bind(("127.0.0.1", component.ports[0]))
+
+    def bound() -> bool:
+        try:
+            blocker.bind(("127.0.0.1", component.ports[0]))
+        except OSError:
+            return False
+        return True
+
+    eventually(bound, 15, interval=0.2, message="the killed kwok's port to be released")
     blocker.listen()
     try:
         result = barge("dev", "cluster", "up")
