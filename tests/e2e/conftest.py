@@ -54,27 +54,59 @@ def crds(cluster: Cluster) -> Cluster:
     return cluster
 
 
-@pytest.fixture(scope="session")
-def operator(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Barge running against the test cluster: a local `barge operator` process by default."""
-    if os.environ.get("BARGE_E2E_OPERATOR") == "external":
-        yield crds
-        return
-    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    env = dict(os.environ, KUBECONFIG=str(crds.kubeconfig), BARGE_METRICS_PORT="0",
-               BARGE_FINISHED_JOB_RETENTION="0")
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "barge.cli.main", "operator"], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield crds
-    finally:
-        process.terminate()
+class OperatorProcess:
+    """`barge operator` as a local process, restartable by tests that prove convergence."""
+
+    def __init__(self, cluster: Cluster, log_path: Path) -> None:
+        self.cluster = cluster
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, **env: str) -> None:
+        full = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "BARGE_METRICS_PORT": "0",
+                "BARGE_FINISHED_JOB_RETENTION": "0", **env}
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "barge.cli.main", "operator"], env=full,
+                                            stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
         try:
-            process.wait(15)
+            self.process.wait(15)
         except subprocess.TimeoutExpired:
-            process.kill()
-        print(f"\n--- operator log tail ({log_path}) ---\n" + "\n".join(log_path.read_text().splitlines()[-40:]))
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self, kill: bool = False, **env: str) -> None:
+        self.stop(kill)
+        self.start(**env)
+
+
+@pytest.fixture(scope="session")
+def operator_process(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess | None]:
+    if os.environ.get("BARGE_E2E_OPERATOR") == "external":
+        yield None
+        return
+    process = OperatorProcess(crds, tmp_path_factory.mktemp("operator") / "operator.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        tail = process.log_path.read_text().splitlines()[-40:]
+        print(f"\n--- operator log tail ({process.log_path}) ---\n" + "\n".join(tail))
+
+
+@pytest.fixture(scope="session")
+def operator(crds: Cluster, operator_process: OperatorProcess | None) -> Cluster:
+    """Barge running against the test cluster: a local `barge operator` process by default."""
+    return crds
 
 
 from tests.e2e.barge_objects import barge  # noqa: E402,F401 - the per-test Barge fixture

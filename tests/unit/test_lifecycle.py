@@ -98,3 +98,11 @@ def test_observe_pod_reads_main_container_and_index() -> None:
     seen = lifecycle.observe_pod(body)
     assert (seen.attempt, seen.index, seen.exit_code, seen.reason, seen.node) == (2, 7, 3, "Error", "n")
     assert seen.terminated and seen.started_at == "a" and seen.finished_at == "b"
+
+
+def test_observe_pod_reports_why_it_cannot_be_scheduled() -> None:
+    body = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "main"}]},
+            "status": {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                 "message": "0/6 nodes are available: 6 node(s) didn't match Pod's node affinity/selector."}]}}
+    assert "didn't match" in (lifecycle.observe_pod(body).unschedulable or "")

@@ -225,6 +225,10 @@ class Controller:
                                     kube_job, now_iso(), no_more_retries=no_retry)
         if outcome is not None:
             await self._apply_outcome(record, outcome)
+        elif pod is not None and pod.unschedulable and record.state == "STARTING":
+            reason = f"Pod cannot be scheduled: {pod.unschedulable}"[:1024]
+            if record.status.get("statusReason") != reason:
+                await self._write(record, {"statusReason": reason})
 
     def _timed_out(self, record: JobRecord) -> bool:
         seconds = (record.status.get("resolved") or {}).get("timeoutSeconds")

@@ -30,6 +30,7 @@ class PodObservation:
     started_at: str | None = None
     finished_at: str | None = None
     deleting: bool = False
+    unschedulable: str | None = None
 
     @property
     def terminated(self) -> bool:
@@ -74,6 +75,8 @@ def observe_pod(pod: dict[str, Any]) -> PodObservation:
     running = state.get("running") or {}
     terminated = state.get("terminated") or {}
     status = pod.get("status") or {}
+    scheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
+    unschedulable = scheduled.get("message") if scheduled.get("reason") == "Unschedulable" else None
     return PodObservation(
         name=metadata.get("name", ""),
         attempt=int(labels.get("barge.dev/attempt", "1")),
@@ -87,6 +90,7 @@ def observe_pod(pod: dict[str, Any]) -> PodObservation:
         started_at=terminated.get("startedAt") or running.get("startedAt"),
         finished_at=terminated.get("finishedAt"),
         deleting=bool(metadata.get("deletionTimestamp")),
+        unschedulable=unschedulable if status.get("phase", "Pending") == "Pending" else None,
     )
 
 

@@ -289,7 +289,8 @@ def kubectl(*args: str, input_text: str | None = None, check: bool = True) -> st
 
 def sync_nodes(pools: PoolConfig, timeout: float = 90) -> None:
     names = [(pool, name) for pool in pools.pools for name in pool.node_names()]
-    wanted = {name: node_manifest(pool, name, f"10.{64 + i // 256}.{i % 256}.0/24") for i, (pool, name) in enumerate(names)}
+    wanted = {name: node_manifest(pool, name, f"10.{64 + i // 256}.{i % 256}.0/24")
+              for i, (pool, name) in enumerate(names)}
     if wanted:
         kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(list(wanted.values())))
     existing = kubectl("get", "nodes", "-l", f"{POOL_LABEL},type=kwok", "-o", "name").split()
