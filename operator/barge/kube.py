@@ -78,6 +78,36 @@ class Kube:
                 return False
             raise
 
+    async def create_job_returning(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create a Kubernetes Job, or read the one of that name; returns its body."""
+        namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        try:
+            created = await self._call("create", "jobs", self.batch.create_namespaced_job, namespace, manifest)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            created = await self._call("get", "jobs", self.batch.read_namespaced_job, name, namespace)
+        return self._api.sanitize_for_serialization(created)  # type: ignore[no-any-return]
+
+    async def create_pod(self, manifest: dict[str, Any]) -> bool:
+        """Create a pod; False when one of that name already exists."""
+        try:
+            await self._call("create", "pods", self.core.create_namespaced_pod,
+                             manifest["metadata"]["namespace"], manifest)
+            return True
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        try:
+            await self._call("delete", "pods", self.core.delete_namespaced_pod, name, namespace,
+                             grace_period_seconds=0)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     async def delete_job(self, namespace: str, name: str) -> None:
         try:
             await self._call("delete", "jobs", self.batch.delete_namespaced_job, name, namespace,

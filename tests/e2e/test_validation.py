@@ -63,3 +63,16 @@ def test_submitted_job_spec_is_immutable(crds: Cluster, namespace: str) -> None:
     crds.apply([batch_job("fixed", "def", "queue")], namespace)
     message = rejected(crds, batch_job("fixed", "def", "other-queue"), namespace)
     assert "spec.jobQueue is immutable" in message
+
+
+def test_plain_and_sequential_dependencies_are_accepted(crds: Cluster, namespace: str) -> None:
+    crds.apply([batch_job("plain", "def", "queue", dependsOn=[{"jobName": "a"}, {"jobName": "b", "condition": "Failed"}]),
+                batch_job("seq", "def", "queue", arrayProperties={"size": 3}, dependsOn=[{"type": "SEQUENTIAL"}]),
+                batch_job("n2n", "def", "queue", arrayProperties={"size": 3},
+                          dependsOn=[{"jobName": "seq", "type": "N_TO_N"}])], namespace)
+
+
+def test_n_to_n_needs_an_array(crds: Cluster, namespace: str) -> None:
+    message = rejected(crds, batch_job("bad", "def", "queue", dependsOn=[{"jobName": "a", "type": "N_TO_N"}]),
+                       namespace)
+    assert "N_TO_N needs spec.arrayProperties" in message

@@ -96,3 +96,19 @@ def test_job_names_are_deterministic_and_fit_a_label() -> None:
     assert jobspec.kubernetes_job_name(long, 3) == jobspec.kubernetes_job_name(long, 3)
     assert len(jobspec.kubernetes_job_name(long, 10)) <= 63
     assert jobspec.kubernetes_job_name(long, 1) != jobspec.kubernetes_job_name("x" * 199 + "y", 1)
+
+
+def test_array_job_is_managed_by_barge_and_child_pods_carry_their_own_values() -> None:
+    resolved = jobspec.resolve(DEFINITION, {})
+    placement = _placement(array_size=1000)
+    job = jobspec.array_job(resolved, placement)
+    assert job["spec"]["managedBy"] == "barge.dev/operator" and job["metadata"]["name"] == "render-7"
+    assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 1000
+    pod = jobspec.array_child_pod(resolved, placement, "render-7", "job-uid", 500, 2)
+    assert pod["metadata"]["name"] == "render-7-500-2"
+    assert pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "500"
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == "job-uid"
+    assert pod["metadata"]["labels"]["barge.dev/job-id"] == "uid-1"
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["AWS_BATCH_JOB_ARRAY_INDEX"] == "500" and env["AWS_BATCH_JOB_ARRAY_SIZE"] == "1000"
+    assert env["AWS_BATCH_JOB_ID"] == "uid-1:500" and env["AWS_BATCH_JOB_ATTEMPT"] == "2"

@@ -301,11 +301,14 @@ class BatchJobSpec(Model):
             *[_immutable(f) for f in IMMUTABLE_SPEC_FIELDS],
             _final("cancel"),
             _final("terminate"),
-            ("!has(self.dependsOn) || self.dependsOn.all(d, d.type != 'SEQUENTIAL' || has(self.arrayProperties))",
+            ("!has(self.dependsOn) || self.dependsOn.all(d, !has(d.type) || d.type != 'SEQUENTIAL'"
+             " || has(self.arrayProperties))",
              "dependsOn type SEQUENTIAL needs spec.arrayProperties (it orders the array's own children)"),
-            ("!has(self.dependsOn) || self.dependsOn.all(d, d.type == 'SEQUENTIAL' || has(d.jobName))",
+            ("!has(self.dependsOn) || self.dependsOn.all(d, (has(d.type) && d.type == 'SEQUENTIAL')"
+             " || has(d.jobName))",
              "dependsOn: jobName is required unless type is SEQUENTIAL"),
-            ("!has(self.dependsOn) || self.dependsOn.all(d, d.type != 'N_TO_N' || has(self.arrayProperties))",
+            ("!has(self.dependsOn) || self.dependsOn.all(d, !has(d.type) || d.type != 'N_TO_N'"
+             " || has(self.arrayProperties))",
              "dependsOn type N_TO_N needs spec.arrayProperties"),
         ),
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from barge import metrics
 from barge.config import Settings
+from barge.controller.arrays import ArrayMixin, ArrayRuntime, DependencyMixin, array_size
 from barge.controller.records import JobKey, JobRecord, now_iso, parse_time
 from barge.controller.store import Store
 from barge.core import jobspec, lifecycle
@@ -53,7 +54,7 @@ def _condition(
              "observedGeneration": generation}]
 
 
-class Controller:
+class Controller(DependencyMixin, ArrayMixin):
     def __init__(self, settings: Settings, kube: Kube, clock: Any = time.time) -> None:
         self.settings = settings
         self.kube = kube
@@ -64,11 +65,19 @@ class Controller:
         self._created_jobs: set[str] = set()
         self._reason_written_at: dict[JobKey, float] = {}
         self._status_cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self.arrays: dict[JobKey, ArrayRuntime] = {}
+        self._settled_cache: dict[tuple[str, str, int], Any] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- plumbing -------------------------------------------------------------------------
 
     def kick(self) -> None:
         self._wake.set()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _lock(self, key: JobKey) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -80,6 +89,7 @@ class Controller:
         self.store.forget(key)
         self._locks.pop(key, None)
         self._reason_written_at.pop(key, None)
+        self.arrays.pop(key, None)
         self.kick()
 
     def _event(self, record: JobRecord, state: str, message: str) -> None:
@@ -104,6 +114,8 @@ class Controller:
         if new_state and new_state != record.state:
             self._count_transition(record, new_state)
             self._event(record, new_state, patch.get("statusReason", ""))
+            if new_state in TERMINAL:
+                self.notify_dependents(updated)
         return updated
 
     def _count_transition(self, record: JobRecord, state: str) -> None:
@@ -126,13 +138,20 @@ class Controller:
             record = self.store.job(key)
             if record is None or record.state in TERMINAL:
                 return
+            is_array = array_size(record) is not None
+            admitted = record.state not in (None, "SUBMITTED")
             if record.spec.get("terminate") is not None:
-                await self._terminate(record)
-            elif record.spec.get("cancel") is not None and record.state not in ACTIVE:
+                reason = record.spec["terminate"].get("reason") or "Terminated by user"
+                await (self._terminate_array(record, reason) if is_array and admitted else self._terminate(record))
+            elif record.spec.get("cancel") is not None and record.state not in ACTIVE and not (is_array and admitted):
                 await self._finish_without_running(record, "isCancelled", record.spec["cancel"].get("reason")
                                                    or "Cancelled by user")
-            elif record.state is None or record.state == "SUBMITTED":
+            elif not admitted:
                 await self._admit(record)
+            elif is_array:
+                await self._reconcile_array(record)
+            elif record.state == "PENDING":
+                await self._reconcile_pending(record)
             elif record.state in ACTIVE:
                 await self._follow_attempt(record)
 
@@ -158,14 +177,21 @@ class Controller:
             await self._write(record, {**base, **self._fail_patch(f"Invalid job: {exc}")})
             return
         request = resolved.request
+        size = array_size(record)
+        waits = bool(size or record.spec.get("dependsOn"))
         patch = {
-            **base, "state": "RUNNABLE", "queuedAt": time.time(),
-            "statusReason": f"Waiting in job queue '{record.queue}' for a scheduling pass",
+            **base, "state": "PENDING" if waits else "RUNNABLE", "queuedAt": time.time(),
+            "statusReason": "Checking dependencies" if record.spec.get("dependsOn") else
+            f"Waiting in job queue '{record.queue}' for a scheduling pass",
             "resolved": {"template": resolved.template, "retryStrategy": resolved.retry_strategy,
                          "timeoutSeconds": resolved.timeout_seconds, "labels": resolved.labels,
                          "request": {"cpuMilli": request.cpu_milli, "memory": request.memory,
                                      "gpus": request.gpus}},
         }
+        if size:
+            patch["arrayProgress"] = f"0/{size}"
+            patch["arrayProperties"] = {"size": size, "statusSummary": {
+                s: (size if s == "PENDING" else 0) for s in STATE_EVENT_REASONS}}
         await self._write(record, patch)
         self.kick()
 
@@ -282,21 +308,24 @@ class Controller:
             return
         await self._create_kube_job(record, environment)
 
-    async def _create_kube_job(self, record: JobRecord, environment: Any) -> None:
+    def _placement(self, record: JobRecord, environment: Any, size: int | None = None) -> jobspec.Placement:
         resources = environment.spec.get("computeResources") or {}
-        placement = jobspec.Placement(
+        return jobspec.Placement(
             namespace=record.namespace, batchjob=record.name, job_id=record.uid, attempt=record.attempt,
             queue=record.queue, environment=environment.name,
             node_selector=dict(resources.get("nodeSelector") or {}),
             tolerations=list(resources.get("tolerations") or []), affinity=resources.get("affinity"),
-            ttl_seconds_after_finished=self.settings.kubernetes_job_ttl_seconds,
+            ttl_seconds_after_finished=self.settings.kubernetes_job_ttl_seconds, array_size=size,
         )
+
+    @staticmethod
+    def _resolved(record: JobRecord) -> jobspec.Resolved:
         resolved = record.status.get("resolved") or {}
-        manifest = jobspec.kubernetes_job(
-            jobspec.Resolved(resolved.get("template") or {}, record.request, resolved.get("retryStrategy") or {},
-                             resolved.get("timeoutSeconds"), resolved.get("labels") or {}),
-            placement,
-        )
+        return jobspec.Resolved(resolved.get("template") or {}, record.request, resolved.get("retryStrategy") or {},
+                                resolved.get("timeoutSeconds"), resolved.get("labels") or {})
+
+    async def _create_kube_job(self, record: JobRecord, environment: Any) -> None:
+        manifest = jobspec.kubernetes_job(self._resolved(record), self._placement(record, environment))
         self._created_jobs.add(f"{record.namespace}/{manifest['metadata']['name']}")
         try:
             await self.kube.create_job(manifest)
@@ -333,7 +362,18 @@ class Controller:
         by_key: dict[str, JobRecord] = {}
         for record in jobs:
             state = record.state
-            if state in ACTIVE:
+            if state == "PENDING" and array_size(record) is not None:
+                environment, used = self.array_usage(record)
+                if environment and not used.is_zero():
+                    usage[environment] = usage.get(environment, Resources()) + used
+                wants = self.array_wants(record)
+                if wants:
+                    key = _key_string(record.key)
+                    by_key[key] = record
+                    runnable.append(Runnable(key=key, queue=record.queue,
+                                             submitted_at=float(record.status.get("queuedAt") or 0),
+                                             request=record.request, count=wants, pinned_environment=environment))
+            elif state in ACTIVE:
                 ce = record.status.get("computeEnvironment")
                 if ce:
                     usage[ce] = usage.get(ce, Resources()) + record.request
@@ -354,7 +394,8 @@ class Controller:
         started = time.perf_counter()
         decisions = schedule(snapshot, self.clock())
         metrics.CYCLE_SECONDS.observe(time.perf_counter() - started)
-        work = [self._place(by_key[p.key], p.environment) for p in decisions.placements]
+        work = [self._place(by_key[p.key], p.environment) if array_size(by_key[p.key]) is None
+                else self.place_children(by_key[p.key], p.environment, p.count) for p in decisions.placements]
         work += [self._cancel_by_rule(by_key[c.key], c.reason) for c in decisions.cancellations]
         work += self._reason_updates(by_key, decisions.waiting)
         await asyncio.gather(*work)
@@ -392,7 +433,7 @@ class Controller:
             if len(updates) >= self.settings.reason_updates_per_cycle:
                 break
             record = by_key.get(key)
-            if record is None or record.status.get("statusReason") == wait.reason:
+            if record is None or array_size(record) is not None or record.status.get("statusReason") == wait.reason:
                 continue
             previous = (record.status.get("waiting") or {}).get("category")
             last = self._reason_written_at.get(record.key, 0.0)
@@ -419,10 +460,16 @@ class Controller:
         for record in self.store.jobs():
             if record.state == "RUNNING" and self._timed_out(record):
                 work.append(self.reconcile_job(record.key))
-            elif retention and record.state in TERMINAL:
+            elif record.state in TERMINAL:
                 stopped = parse_time(record.status.get("stoppedAt"))
-                if stopped is not None and now - stopped > retention:
+                if stopped is None:
+                    continue
+                if retention and now - stopped > retention:
                     work.append(self.kube.delete_batchjob(record.namespace, record.name))
+                elif (array_size(record) is not None and now - stopped > self.settings.kubernetes_job_ttl_seconds
+                      and self.store.kube_jobs(record.uid)):
+                    # Barge manages array Jobs, so the TTL controller never sees them finish.
+                    work.append(self.kube.delete_job(record.namespace, jobspec.array_job_name(record.name)))
         await asyncio.gather(*work)
 
     async def refresh_statuses(self, usage: dict[str, Resources]) -> None:

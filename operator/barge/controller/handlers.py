@@ -16,7 +16,8 @@ from barge.core.jobspec import JOB_ID_LABEL
 from barge.core.lifecycle import observe_kube_job, observe_pod
 from barge.kube import Kube
 
-INDEX_NAMES = ("batchjobs", "batchjob_keys", "jobdefinitions", "computeenvironments", "jobqueues", "pods", "jobs")
+INDEX_NAMES = ("batchjobs", "batchjob_keys", "dependents", "jobdefinitions", "computeenvironments", "jobqueues",
+               "pods", "jobs")
 _state: dict[str, Any] = {}
 
 
@@ -68,6 +69,12 @@ def batchjobs(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any,
 @kopf.index(GROUP, VERSION, "batchjobs")
 def batchjob_keys(namespace: str, name: str, uid: str, **_: Any) -> dict[Any, Any]:
     return {uid: (namespace, name)}
+
+
+@kopf.index(GROUP, VERSION, "batchjobs")
+def dependents(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+    """(namespace, dependency name) -> the jobs that depend on it, to wake them when it changes."""
+    return {(namespace, str(d["jobName"])): (namespace, name) for d in spec.get("dependsOn") or [] if d.get("jobName")}
 
 
 @kopf.index(GROUP, VERSION, "jobdefinitions")

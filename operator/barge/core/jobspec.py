@@ -202,3 +202,60 @@ def kubernetes_job(resolved: Resolved, p: Placement) -> dict[str, Any]:
         },
         "spec": job_spec,
     }
+
+
+MANAGED_BY = "barge.dev/operator"
+ARRAY_INDEX_LABEL = "barge.dev/array-index"
+
+
+def array_job_name(batchjob_name: str) -> str:
+    if len(batchjob_name) <= 63:
+        return batchjob_name
+    digest = hashlib.sha256(batchjob_name.encode()).hexdigest()[:8]
+    return f"{batchjob_name[:54].rstrip('-.')}-{digest}"
+
+
+def array_job(resolved: Resolved, p: Placement) -> dict[str, Any]:
+    """The one Kubernetes Job of an array. Barge manages it (spec.managedBy): the Job controller
+    leaves it alone and Barge creates its pods, one per child attempt, as the quota allows."""
+    manifest = kubernetes_job(resolved, p)
+    manifest["metadata"]["name"] = array_job_name(p.batchjob)
+    manifest["metadata"]["labels"].pop(ATTEMPT_LABEL, None)
+    spec = manifest["spec"]
+    spec["managedBy"] = MANAGED_BY
+    spec.pop("ttlSecondsAfterFinished", None)  # the TTL controller ignores Jobs it cannot see finish
+    spec["template"]["metadata"]["labels"].pop(ATTEMPT_LABEL, None)
+    return manifest
+
+
+def array_child_pod(resolved: Resolved, p: Placement, job_name: str, job_uid: str, index: int,
+                    attempt: int) -> dict[str, Any]:
+    """Child `index`, attempt `attempt`: the array's pod template with the child's own values."""
+    template = kubernetes_job(resolved, p)["spec"]["template"]
+    labels = {**template["metadata"]["labels"], ATTEMPT_LABEL: str(attempt), ARRAY_INDEX_LABEL: str(index),
+              "batch.kubernetes.io/controller-uid": job_uid, "controller-uid": job_uid,
+              "batch.kubernetes.io/job-name": job_name, "job-name": job_name,
+              "batch.kubernetes.io/job-completion-index": str(index)}
+    annotations = {**(template["metadata"].get("annotations") or {}), COMPLETION_INDEX_ANNOTATION: str(index)}
+    child_values = {
+        "AWS_BATCH_JOB_ARRAY_INDEX": str(index),
+        "AWS_BATCH_JOB_ID": f"{p.job_id}:{index}",
+        "AWS_BATCH_JOB_ATTEMPT": str(attempt),
+    }
+    spec = template["spec"]
+    for container in spec["containers"] + (spec.get("initContainers") or []):
+        container["env"] = [{"name": e["name"], "value": child_values[e["name"]]} if e["name"] in child_values
+                            else e for e in container["env"]]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{job_name}-{index}-{attempt}",
+            "namespace": p.namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": job_uid,
+                                 "controller": True, "blockOwnerDeletion": True}],
+        },
+        "spec": spec,
+    }

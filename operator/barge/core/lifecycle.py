@@ -16,7 +16,7 @@ TERMINAL = ("SUCCEEDED", "FAILED")
 ACTIVE = ("STARTING", "RUNNING")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PodObservation:
     name: str
     attempt: int
@@ -33,6 +33,10 @@ class PodObservation:
     unschedulable: str | None = None
 
     @property
+    def active(self) -> bool:
+        return not self.terminated and not self.deleting
+
+    @property
     def terminated(self) -> bool:
         return self.phase in ("Succeeded", "Failed")
 
@@ -41,6 +45,7 @@ class PodObservation:
 class KubeJobObservation:
     name: str
     attempt: int
+    uid: str = ""
     failed_reason: str | None = None
     failed_message: str | None = None
     complete: bool = False
@@ -102,6 +107,7 @@ def observe_kube_job(job: dict[str, Any]) -> KubeJobObservation:
     return KubeJobObservation(
         name=metadata.get("name", ""),
         attempt=int((metadata.get("labels") or {}).get("barge.dev/attempt", "1")),
+        uid=metadata.get("uid", ""),
         failed_reason=failed.get("reason") if failed else None,
         failed_message=failed.get("message") if failed else None,
         complete=complete,

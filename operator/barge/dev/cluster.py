@@ -302,6 +302,30 @@ def sync_nodes(pools: PoolConfig, timeout: float = 90) -> None:
                 *[f"node/{n}" for n in wanted])
 
 
+def node_lease_holders() -> dict[str, str]:
+    try:
+        leases = json.loads(kubectl("get", "leases", "-n", "kube-node-lease", "-o", "json"))["items"]
+    except ClusterError:
+        return {}
+    return {lease["metadata"]["name"]: lease["spec"].get("holderIdentity") or "" for lease in leases}
+
+
+def wait_for_node_leases(node_names: list[str], old_holders: dict[str, str], timeout: float = 60) -> None:
+    """A restarted kwok takes a node over only when the dead one's lease expires; pods bound to a
+    node before that are never started, so wait until every lease has a new holder."""
+    deadline = time.monotonic() + timeout
+    waiting = set(node_names)
+    while waiting and time.monotonic() < deadline:
+        for name, holder in node_lease_holders().items():
+            if holder and holder != old_holders.get(name):
+                waiting.discard(name)
+        if waiting:
+            time.sleep(0.5)
+    if waiting:
+        raise ClusterError(f"kwok did not take over the nodes {sorted(waiting)} within {timeout:.0f}s; "
+                           f"see {state_dir() / 'logs' / 'kwok.log'}")
+
+
 # --- commands --------------------------------------------------------------------------------
 
 def _say(message: str) -> None:
@@ -316,15 +340,20 @@ def up(options: Options) -> Path:
     certs.ensure_certificates(state / "certs")
     certs.write_kubeconfig(state / "kubeconfig", state / "certs", f"https://{HOST}:{APISERVER_PORT}")
     running = set(cluster_processes(state).values())
+    old_holders: dict[str, str] | None = None
     for component in COMPONENTS:
         if component.name in running:
             continue
         _say(f"starting {component.name}")
+        if component.name == "kwok":
+            old_holders = node_lease_holders()
         _start(component, state, options)
         _wait_ready(component, state)
     for component in COMPONENTS:
         _wait_ready(component, state)
     sync_nodes(options.pools)
+    if old_holders is not None:
+        wait_for_node_leases([n for pool in options.pools.pools for n in pool.node_names()], old_holders)
     _say(f"cluster up in {time.monotonic() - started:.1f}s; export KUBECONFIG={state / 'kubeconfig'}")
     return state / "kubeconfig"
 

@@ -18,6 +18,7 @@ import yaml
 
 FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
 INDEX_FAIL_ANNOTATION = "pod-fail-by-index.stage.barge.dev/exit-codes"
+ATTEMPT_FAIL_ANNOTATION = "pod-fail-by-attempt.stage.barge.dev/exit-codes"
 
 NODE_STAGES = ("node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml")
 POD_STAGES = (
@@ -55,29 +56,29 @@ def _exclude_failing_pods(stage: dict[str, Any]) -> None:
     stage["spec"]["selector"]["matchExpressions"].append(
         {"key": f'.metadata.labels["{FAIL_LABEL}"]', "operator": "NotIn", "values": ["true"]}
     )
-    stage["spec"]["selector"]["matchExpressions"].append(
-        {"key": f'.metadata.annotations["{INDEX_FAIL_ANNOTATION}"]', "operator": "DoesNotExist"}
-    )
+    for annotation in (INDEX_FAIL_ANNOTATION, ATTEMPT_FAIL_ANNOTATION):
+        stage["spec"]["selector"]["matchExpressions"].append(
+            {"key": f'.metadata.annotations["{annotation}"]', "operator": "DoesNotExist"})
 
 
-def _fail_by_index(failed_stage: dict[str, Any], complete_stage: dict[str, Any]) -> list[dict[str, Any]]:
-    """Pods of an Indexed Job carrying `INDEX_FAIL_ANNOTATION: "7=3,500=3"` fail with that exit
-    code when their completion index is listed, and succeed otherwise.
+def _fail_by_key(failed_stage: dict[str, Any], complete_stage: dict[str, Any], name: str, annotation: str,
+                 key_path: str, key_expression: str) -> dict[str, Any]:
+    """Pods carrying `annotation: "7=3,500=3"` fail with that exit code when their key (completion
+    index, attempt) is listed, and succeed otherwise.
 
-    The annotation is a comma-separated list of index=exitCode; kwok's selectors match whole
+    The annotation is a comma-separated list of key=exitCode; kwok's selectors match whole
     values, so the template does the lookup and the stage applies to every annotated pod.
     """
-    # Inside `range`, `.` is the element: read through the template's own $annotations variable.
-    index = '(index $annotations "batch.kubernetes.io/job-completion-index")'
-    codes = f'(index $annotations "{INDEX_FAIL_ANNOTATION}")'
+    # Inside `range`, `.` is the element: bind the key before it.
+    codes = f'(index $annotations "{annotation}")'
     lookup = (
-        '{{ $code := "0" }}{{ range $pair := splitList "," ' + codes + " }}"
-        '{{ $kv := splitList "=" (trim $pair) }}{{ if eq (index $kv 0) ' + index + " }}"
+        "{{ $key := " + key_expression + ' }}{{ $code := "0" }}{{ range $pair := splitList "," ' + codes + " }}"
+        '{{ $kv := splitList "=" (trim $pair) }}{{ if eq (index $kv 0) $key }}'
         "{{ $code = index $kv 1 }}{{ end }}{{ end }}"
     )
     selector = [
-        {"key": f'.metadata.annotations["{INDEX_FAIL_ANNOTATION}"]', "operator": "Exists"},
-        {"key": '.metadata.annotations["batch.kubernetes.io/job-completion-index"]', "operator": "Exists"},
+        {"key": f'.metadata.annotations["{annotation}"]', "operator": "Exists"},
+        {"key": key_path, "operator": "Exists"},
         {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
         {"key": ".status.phase", "operator": "In", "values": ["Running"]},
     ]
@@ -92,10 +93,10 @@ def _fail_by_index(failed_stage: dict[str, Any], complete_stage: dict[str, Any])
     template = template.replace(
         "reason: {{ $failureReason }}", 'reason: {{ if eq $code "0" }}Completed{{ else }}{{ $failureReason }}{{ end }}'
     )
-    stage = {
+    return {
         "apiVersion": failed_stage["apiVersion"],
         "kind": "Stage",
-        "metadata": {"name": "pod-fail-by-index"},
+        "metadata": {"name": name},
         "spec": {
             "resourceRef": failed_stage["spec"]["resourceRef"],
             "selector": {"matchExpressions": selector},
@@ -104,10 +105,9 @@ def _fail_by_index(failed_stage: dict[str, Any], complete_stage: dict[str, Any])
             "next": {"statusTemplate": template},
         },
     }
-    return [stage]
 
 
-def build_config(stage_root: Path, lease_seconds: int = 15) -> str:
+def build_config(stage_root: Path, lease_seconds: int = 10) -> str:
     """stage_root: kwok's `kustomize/stage` folder, copied next to the kwok binary at build."""
     stages: list[dict[str, Any]] = []
     by_name: dict[str, dict[str, Any]] = {}
@@ -118,5 +118,12 @@ def build_config(stage_root: Path, lease_seconds: int = 15) -> str:
                 stages.append(doc)
                 by_name[doc["metadata"]["name"]] = doc
     _exclude_failing_pods(by_name["pod-complete"])
-    stages += _fail_by_index(by_name["pod-container-running-failed"], by_name["pod-complete"])
+    failed, complete = by_name["pod-container-running-failed"], by_name["pod-complete"]
+    stages.append(_fail_by_key(
+        failed, complete, "pod-fail-by-index", INDEX_FAIL_ANNOTATION,
+        '.metadata.annotations["batch.kubernetes.io/job-completion-index"]',
+        '(index $annotations "batch.kubernetes.io/job-completion-index")'))
+    stages.append(_fail_by_key(
+        failed, complete, "pod-fail-by-attempt", ATTEMPT_FAIL_ANNOTATION,
+        '.metadata.labels["barge.dev/attempt"]', '(index .metadata.labels "barge.dev/attempt")'))
     return yaml.safe_dump_all([kwok_options(lease_seconds), *stages], sort_keys=False)

@@ -1,0 +1,206 @@
+"""Array jobs: one BatchJob, one Kubernetes Job, a compact status whatever the size. Pure code.
+
+What is settled lives in the parent's status as index ranges (succeeded, failed) plus the attempts
+of children that failed at least once; what is in flight is read from the children's pods. From
+those two, `progress` derives everything else, so a restart at any point converges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from barge.core import lifecycle
+from barge.core.dependencies import DEPENDENT_FAILED, judge
+from barge.core.lifecycle import PodObservation
+
+STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+
+
+def format_ranges(indices: Iterable[int]) -> str:
+    """[0,1,2,3,7,9,10] -> "0-3,7,9-10"."""
+    parts: list[str] = []
+    ordered = sorted(set(indices))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def parse_ranges(text: str | None) -> set[int]:
+    result: set[int] = set()
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, _, high = part.partition("-")
+        result.update(range(int(low), int(high or low) + 1))
+    return result
+
+
+DETAILED_CHILDREN = 100  # children whose attempts are kept in full; the rest keep counts only
+
+
+@dataclass
+class Settled:
+    """The children whose outcome is recorded in the parent's status."""
+    succeeded: set[int] = field(default_factory=set)
+    failed: set[int] = field(default_factory=set)
+    failures: dict[int, int] = field(default_factory=dict)  # failed attempts per child
+    attempts: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # detail, capped
+
+    @classmethod
+    def from_status(cls, array_status: Mapping[str, Any]) -> Settled:
+        children = array_status.get("children") or {}
+        failures = {i: int(n) for n, ranges in (array_status.get("failureCounts") or {}).items()
+                    for i in parse_ranges(ranges)}
+        return cls(parse_ranges(array_status.get("succeededIndices")), parse_ranges(array_status.get("failedIndices")),
+                   failures, {int(k): list(v.get("attempts") or []) for k, v in children.items()})
+
+    def next_attempt(self, index: int) -> int:
+        return self.failures.get(index, 0) + 1
+
+    def done(self, index: int) -> bool:
+        return index in self.succeeded or index in self.failed
+
+    def add_failure(self, index: int, record: dict[str, Any]) -> int:
+        self.failures[index] = self.failures.get(index, 0) + 1
+        if index in self.attempts or len(self.attempts) < DETAILED_CHILDREN:
+            self.attempts.setdefault(index, []).append(record)
+        return self.failures[index]
+
+    def failure_counts(self) -> dict[str, str]:
+        by_count: dict[int, list[int]] = {}
+        for index, count in self.failures.items():
+            by_count.setdefault(count, []).append(index)
+        return {str(n): format_ranges(indices) for n, indices in sorted(by_count.items())}
+
+    def fingerprint(self) -> tuple[int, int, int]:
+        return len(self.succeeded), len(self.failed), sum(self.failures.values())
+
+
+@dataclass
+class Progress:
+    settled: Settled
+    active: dict[int, PodObservation]      # the pod of each child's current attempt, not terminated
+    runnable: list[int]                    # may start now (dependencies met), lowest first
+    pending: int                           # waiting for a dependency
+    to_stop: list[int]                     # running past the attempt timeout
+    changed: bool                          # settled differs from the status it came from
+
+
+def _record_finished(settled: Settled, index: int, pod: PodObservation, retry_strategy: Mapping[str, Any],
+                     now: str, no_retry: bool) -> None:
+    if pod.phase == "Succeeded":
+        settled.succeeded.add(index)
+        return
+    reason = lifecycle.ESSENTIAL_CONTAINER_EXITED if pod.exit_code is not None else f"Pod failed: {pod.reason}"
+    attempts_done = settled.add_failure(index, lifecycle.attempt_record(pod, reason, now))
+    retry = not no_retry and lifecycle.should_retry(retry_strategy, attempts_done, reason, pod.reason, pod.exit_code)
+    if not retry:
+        settled.failed.add(index)
+
+
+def fail_child(settled: Settled, index: int, reason: str, now: str, pod: PodObservation | None = None) -> None:
+    """A child that ends without (another) attempt: dependency failure, timeout, terminate."""
+    record: dict[str, Any] = {"statusReason": reason, "stoppedAt": now}
+    if pod is not None:
+        record |= {k: v for k, v in {"podName": pod.name, "nodeName": pod.node,
+                                     "startedAt": pod.running_since}.items() if v}
+    settled.add_failure(index, record)
+    settled.failed.add(index)
+
+
+ChildGate = Callable[[int], str | None]
+"""For a child index: None when its own dependencies allow it to run, "wait", or a failure reason."""
+
+
+def child_gate(dependencies: list[Mapping[str, Any]], settled: Settled,
+               child_state_of: Callable[[str, int], str | None]) -> ChildGate:
+    """N_TO_N: child i waits for child i of the named array; SEQUENTIAL: for child i-1 of this one."""
+    n_to_n = [d for d in dependencies if d.get("type") == "N_TO_N"]
+    sequential = any(d.get("type") == "SEQUENTIAL" for d in dependencies)
+
+    def gate(index: int) -> str | None:
+        if sequential and index > 0:
+            if index - 1 in settled.failed:
+                return DEPENDENT_FAILED
+            if index - 1 not in settled.succeeded:
+                return "wait"
+        for dependency in n_to_n:
+            name = str(dependency.get("jobName"))
+            verdict = judge(name, child_state_of(name, index), str(dependency.get("condition") or "Succeeded"))
+            if verdict.failure:
+                return verdict.failure
+            if not verdict.ready:
+                return "wait"
+        return None
+
+    return gate
+
+
+def progress(size: int, array_status: Mapping[str, Any], pods: Iterable[PodObservation],
+             retry_strategy: Mapping[str, Any], timeout_seconds: int | None, gate: ChildGate | None,
+             creating: Iterable[int], now: str, now_seconds: float,
+             parse_time: Callable[[str | None], float | None], no_retry: bool = False) -> Progress:
+    settled = Settled.from_status(array_status)
+    before = settled.fingerprint()
+    active: dict[int, PodObservation] = {}
+    for pod in sorted(pods, key=lambda p: (p.index or 0, p.attempt)):
+        index = pod.index
+        if index is None or index >= size or settled.done(index) or pod.attempt != settled.next_attempt(index):
+            continue
+        if pod.terminated:
+            _record_finished(settled, index, pod, retry_strategy, now, no_retry)
+        else:
+            active[index] = pod
+    to_stop = []
+    if timeout_seconds:
+        for index, pod in active.items():
+            started = parse_time(pod.running_since)
+            if started is not None and now_seconds - started >= timeout_seconds:
+                to_stop.append(index)
+    in_flight = set(active) | set(creating)
+    runnable: list[int] = []
+    pending = 0
+    for index in range(size):
+        if settled.done(index) or index in in_flight:
+            continue
+        verdict = gate(index) if gate is not None else None
+        if verdict is None:
+            runnable.append(index)
+        elif verdict == "wait":
+            pending += 1
+        else:
+            fail_child(settled, index, verdict, now)
+    return Progress(settled, active, runnable, pending, to_stop, before != settled.fingerprint())
+
+
+def summary(size: int, p: Progress) -> dict[str, int]:
+    """statusSummary: all seven states, zeros included."""
+    counts = dict.fromkeys(STATES, 0)
+    counts["SUCCEEDED"] = len(p.settled.succeeded)
+    counts["FAILED"] = len(p.settled.failed)
+    running = sum(1 for pod in p.active.values() if pod.running_since)
+    counts["RUNNING"] = running
+    counts["STARTING"] = size - counts["SUCCEEDED"] - counts["FAILED"] - running - len(p.runnable) - p.pending
+    counts["RUNNABLE"] = len(p.runnable)
+    counts["PENDING"] = p.pending
+    return counts
+
+
+def array_status(size: int, p: Progress) -> dict[str, Any]:
+    """The parent's status.arrayProperties: small whatever the size."""
+    return {
+        "size": size,
+        "statusSummary": summary(size, p),
+        "succeededIndices": format_ranges(p.settled.succeeded),
+        "failedIndices": format_ranges(p.settled.failed),
+        "failureCounts": p.settled.failure_counts(),
+        "children": {str(i): {"attempts": a} for i, a in sorted(p.settled.attempts.items())},
+    }
