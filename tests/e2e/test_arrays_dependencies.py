@@ -242,8 +242,15 @@ def test_timeout_stops_the_attempt_and_is_never_retried(barge: Barge) -> None:
     assert array["arrayProperties"]["failedIndices"] == "0-1"
     child = array["arrayProperties"]["children"]["0"]["attempts"]
     assert len(child) == 1 and child[0]["statusReason"] == "Job attempt duration exceeded timeout"
-    eventually(lambda: not [p for p in _pods(barge, single["jobId"]) + _pods(barge, array["jobId"])
-                            if p.status.phase == "Running"], 60, message="timed-out pods to be stopped")
+    def running() -> list[str]:
+        pods = _pods(barge, single["jobId"]) + _pods(barge, array["jobId"])
+        return [f"{p.metadata.name} deleting={p.metadata.deletion_timestamp}" for p in pods
+                if p.status.phase == "Running"]
+
+    deadline = time.monotonic() + 60
+    while running() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert running() == [], "timed-out pods must be stopped"
 
 
 def test_job_state_time_limit_action_cancels_a_job_blocked_too_long(barge: Barge) -> None:

@@ -66,7 +66,8 @@ def test_submitted_job_spec_is_immutable(crds: Cluster, namespace: str) -> None:
 
 
 def test_plain_and_sequential_dependencies_are_accepted(crds: Cluster, namespace: str) -> None:
-    crds.apply([batch_job("plain", "def", "queue", dependsOn=[{"jobName": "a"}, {"jobName": "b", "condition": "Failed"}]),
+    plain = [{"jobName": "a"}, {"jobName": "b", "condition": "Failed"}]
+    crds.apply([batch_job("plain", "def", "queue", dependsOn=plain),
                 batch_job("seq", "def", "queue", arrayProperties={"size": 3}, dependsOn=[{"type": "SEQUENTIAL"}]),
                 batch_job("n2n", "def", "queue", arrayProperties={"size": 3},
                           dependsOn=[{"jobName": "seq", "type": "N_TO_N"}])], namespace)

@@ -161,17 +161,16 @@ class ArrayMixin:
             await self._finish_array(record, runtime, reason, failed_children_reason=reason, flag="isCancelled")
             return
         size = array_size(record) or 0
+        # The outcome is written before timed-out pods are stopped, so a restart in between
+        # cannot run those children again.
         if len(progress.settled.succeeded) + len(progress.settled.failed) >= size:
             await self._finish_array(record, runtime, None)
-            return
-        if progress.to_stop:
-            await self._write_array(record, runtime, progress, verdict, force=True)
-            for index in progress.to_stop:
-                pod = progress.active.get(index)
-                if pod is not None:
-                    await self.kube.delete_pod(record.namespace, pod.name)
         else:
-            await self._write_array(record, runtime, progress, verdict)
+            await self._write_array(record, runtime, progress, verdict, force=bool(progress.to_stop))
+        for index in progress.to_stop:
+            pod = progress.active.get(index)
+            if pod is not None:
+                await self.kube.delete_pod(record.namespace, pod.name)
         if progress.runnable and runtime.ready:
             self.kick()
 

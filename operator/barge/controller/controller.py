@@ -460,6 +460,9 @@ class Controller(DependencyMixin, ArrayMixin):
         for record in self.store.jobs():
             if record.state == "RUNNING" and self._timed_out(record):
                 work.append(self.reconcile_job(record.key))
+            elif (record.state == "PENDING" and record.key in self.arrays
+                  and (record.status.get("resolved") or {}).get("timeoutSeconds")):
+                work.append(self.reconcile_job(record.key))  # children's timeout clocks
             elif record.state in TERMINAL:
                 stopped = parse_time(record.status.get("stoppedAt"))
                 if stopped is None:
