@@ -56,10 +56,10 @@ class Kube:
         plural = PLURALS[kind]
         try:
             if namespace is None:
-                return await self._call(  # type: ignore[no-any-return]
+                return await self._call(
                     "patch", plural, self.custom.patch_cluster_custom_object_status,
                     GROUP, VERSION, plural, name, body, _content_type=MERGE_PATCH)
-            return await self._call(  # type: ignore[no-any-return]
+            return await self._call(
                 "patch", plural, self.custom.patch_namespaced_custom_object_status,
                 GROUP, VERSION, namespace, plural, name, body, _content_type=MERGE_PATCH)
         except ApiException as exc:
@@ -87,7 +87,7 @@ class Kube:
             if exc.status != 409:
                 raise
             created = await self._call("get", "jobs", self.batch.read_namespaced_job, name, namespace)
-        return self._api.sanitize_for_serialization(created)  # type: ignore[no-any-return]
+        return self._api.sanitize_for_serialization(created)
 
     async def create_pod(self, manifest: dict[str, Any]) -> bool:
         """Create a pod; False when one of that name already exists."""

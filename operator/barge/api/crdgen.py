@@ -69,7 +69,7 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _column(name: str, path: str, kind: str = "string", priority: int = 0, desc: str = "") -> dict[str, Any]:
-    column = {"name": name, "type": kind, "jsonPath": path}
+    column: dict[str, Any] = {"name": name, "type": kind, "jsonPath": path}
     if priority:
         column["priority"] = priority
     if desc:

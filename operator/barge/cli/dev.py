@@ -10,7 +10,7 @@ from barge.dev import build, cluster
 from barge.dev.pools import PoolConfigError
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     dev = subparsers.add_parser("dev", help="developer tools: the local cluster")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)
     cl = dev_sub.add_parser(

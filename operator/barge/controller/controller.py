@@ -232,7 +232,8 @@ class Controller(DependencyMixin, ArrayMixin):
     def _current_pod(self, record: JobRecord) -> lifecycle.PodObservation | None:
         pods = [p for p in self.store.pods(record.uid) if p.attempt == record.attempt]
         terminated = [p for p in pods if p.terminated]
-        return (terminated or pods or [None])[-1]
+        candidates = terminated or pods
+        return candidates[-1] if candidates else None
 
     async def _follow_attempt(self, record: JobRecord) -> None:
         attempt = record.attempt
@@ -428,7 +429,7 @@ class Controller(DependencyMixin, ArrayMixin):
         """Tell waiting jobs why, without rewriting 100,000 statuses every pass: a changed category
         is written at once, a changed text at most every reason_refresh_seconds, within a budget."""
         now = self.clock()
-        updates = []
+        updates: list[Any] = []
         for key, wait in waiting.items():
             if len(updates) >= self.settings.reason_updates_per_cycle:
                 break

@@ -26,7 +26,7 @@ def configure(settings: Settings) -> None:
 
 
 def controller() -> Controller:
-    return _state["controller"]  # type: ignore[no-any-return]
+    return _state["controller"]
 
 
 def _capture(kwargs: dict[str, Any]) -> Controller:

@@ -7,6 +7,7 @@ rules say RETRY; cancel, terminate and timeout are never retried.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +81,8 @@ def observe_pod(pod: dict[str, Any]) -> PodObservation:
     running = state.get("running") or {}
     terminated = state.get("terminated") or {}
     status = pod.get("status") or {}
-    scheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
+    scheduled: dict[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
     unschedulable = scheduled.get("message") if scheduled.get("reason") == "Unschedulable" else None
     return PodObservation(
         name=metadata.get("name", ""),
@@ -125,7 +127,7 @@ def _matches(pattern: str | None, value: str | None) -> bool:
 
 
 def should_retry(
-    retry_strategy: dict[str, Any], attempts_done: int, status_reason: str | None,
+    retry_strategy: Mapping[str, Any], attempts_done: int, status_reason: str | None,
     reason: str | None, exit_code: int | None,
 ) -> bool:
     """AWS's rules: all given conditions of a rule must match, the first matching rule wins, and

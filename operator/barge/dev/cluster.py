@@ -371,13 +371,10 @@ def down(wipe: bool = True) -> list[int]:
 def status() -> dict[str, object]:
     state = state_dir()
     running = {name: pid for pid, name in cluster_processes(state).items()}
-    report: dict[str, object] = {
-        "kubeconfig": str(state / "kubeconfig"),
-        "components": {c.name: {"pid": running.get(c.name), "running": c.name in running,
-                                "ready": c.name in running and c.ready(state)} for c in COMPONENTS},
-    }
-    report["up"] = all(v["ready"] for v in report["components"].values())  # type: ignore[union-attr]
-    return report
+    components = {c.name: {"pid": running.get(c.name), "running": c.name in running,
+                           "ready": c.name in running and c.ready(state)} for c in COMPONENTS}
+    return {"kubeconfig": str(state / "kubeconfig"), "components": components,
+            "up": all(v["ready"] for v in components.values())}
 
 
 def default_options(pools_file: Path | None = None, client_qps: int = 5000) -> Options:
