@@ -19,6 +19,7 @@ import pytest
 from tests.e2e.kube import Cluster, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
+METRICS_PORT = 19091  # the test operator's /metrics on 127.0.0.1
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +64,7 @@ class OperatorProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, **env: str) -> None:
-        full = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "BARGE_METRICS_PORT": "0",
+        full = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "BARGE_METRICS_PORT": str(METRICS_PORT),
                 "BARGE_FINISHED_JOB_RETENTION": "0", **env}
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "barge.cli.main", "operator"], env=full,

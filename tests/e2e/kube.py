@@ -24,14 +24,17 @@ class Cluster:
         self.batch = kubernetes.client.BatchV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
 
-    def kubectl(
-        self, *args: str, input_text: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
+    @staticmethod
+    def kubectl_binary() -> str:
         from barge.dev import build
 
         local = build.binary("kubectl")
-        binary = str(local) if local.is_file() else "kubectl"
-        proc = subprocess.run([binary, f"--kubeconfig={self.kubeconfig}", *args], input=input_text,
+        return str(local) if local.is_file() else "kubectl"
+
+    def kubectl(
+        self, *args: str, input_text: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([self.kubectl_binary(), f"--kubeconfig={self.kubeconfig}", *args], input=input_text,
                               capture_output=True, text=True, timeout=120)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from barge import __version__
-from barge.cli import dev
+from barge.cli import dev, jobs
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="barge", description="AWS Batch's job model on Kubernetes.")
     parser.add_argument("--version", action="version", version=f"barge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    jobs.add_parsers(sub)
     dev.add_parser(sub)
     operator = sub.add_parser("operator", help="run the Barge operator against the current kubeconfig")
     from barge.config import add_operator_arguments
 
     add_operator_arguments(operator)
+    bench = sub.add_parser(
+        "bench", help="measure Barge against the local cluster's own ceiling",
+        description="Brings up the local cluster (client rate limits of the controllers and the scheduler "
+        "lifted to 5000 QPS), runs the operator as a local process and prints every figure as a table "
+        "and as JSON.", epilog="example: barge bench --quick --only p1,p5")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes (minutes instead of an hour)")
+    bench.add_argument("--only", default="", help="comma-separated subset of ceiling,p1,p2,p3,p4,p5")
+    bench.add_argument("--out", type=Path, default=Path("bench/out/results.json"), help="where to write the JSON")
     return parser
 
 
@@ -25,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "dev":
         return dev.run(args)
+    if args.command in jobs.COMMANDS:
+        return jobs.run(args)
+    if args.command == "bench":
+        from barge.bench.run import run
+
+        run(args.quick, [s for s in args.only.split(",") if s], args.out)
+        return 0
     if args.command == "operator":
         from barge.controller.main import run_operator
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -66,6 +67,8 @@ class Controller(DependencyMixin, ArrayMixin):
         self._reason_written_at: dict[JobKey, float] = {}
         self._status_cache: dict[tuple[str, str], dict[str, Any]] = {}
         self.arrays: dict[JobKey, ArrayRuntime] = {}
+        # Admitted jobs not yet written: the next pass writes admission and placement as one patch.
+        self._admitted: dict[JobKey, dict[str, Any]] = {}
         self._settled_cache: dict[tuple[str, str, int], Any] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -90,6 +93,7 @@ class Controller(DependencyMixin, ArrayMixin):
         self._locks.pop(key, None)
         self._reason_written_at.pop(key, None)
         self.arrays.pop(key, None)
+        self._admitted.pop(key, None)
         self.kick()
 
     def _event(self, record: JobRecord, state: str, message: str) -> None:
@@ -120,7 +124,7 @@ class Controller(DependencyMixin, ArrayMixin):
 
     def _count_transition(self, record: JobRecord, state: str) -> None:
         queue = record.queue
-        if state == "RUNNABLE" and record.state is None:
+        if record.state is None and state != "FAILED":
             metrics.SUBMITTED.labels(queue).inc()
         elif state == "SUCCEEDED":
             metrics.SUCCEEDED.labels(queue).inc()
@@ -140,6 +144,11 @@ class Controller(DependencyMixin, ArrayMixin):
                 return
             is_array = array_size(record) is not None
             admitted = record.state not in (None, "SUBMITTED")
+            stopping = record.spec.get("terminate") is not None or record.spec.get("cancel") is not None
+            if not admitted and record.key in self._admitted:
+                if not stopping:
+                    return  # the next scheduling pass writes it
+                del self._admitted[record.key]
             if record.spec.get("terminate") is not None:
                 reason = record.spec["terminate"].get("reason") or "Terminated by user"
                 await (self._terminate_array(record, reason) if is_array and admitted else self._terminate(record))
@@ -192,6 +201,10 @@ class Controller(DependencyMixin, ArrayMixin):
             patch["arrayProgress"] = f"0/{size}"
             patch["arrayProperties"] = {"size": size, "statusSummary": {
                 s: (size if s == "PENDING" else 0) for s in STATE_EVENT_REASONS}}
+        if not waits:
+            self._admitted[record.key] = patch
+            self.kick()
+            return
         await self._write(record, patch)
         self.kick()
 
@@ -362,6 +375,9 @@ class Controller(DependencyMixin, ArrayMixin):
         runnable: list[Runnable] = []
         by_key: dict[str, JobRecord] = {}
         for record in jobs:
+            admission = self._admitted.get(record.key)
+            if admission is not None and record.state is None:
+                record = dataclasses.replace(record, status={**record.status, **admission})
             state = record.state
             if state == "PENDING" and array_size(record) is not None:
                 environment, used = self.array_usage(record)
@@ -398,19 +414,39 @@ class Controller(DependencyMixin, ArrayMixin):
         work = [self._place(by_key[p.key], p.environment) if array_size(by_key[p.key]) is None
                 else self.place_children(by_key[p.key], p.environment, p.count) for p in decisions.placements]
         work += [self._cancel_by_rule(by_key[c.key], c.reason) for c in decisions.cancellations]
-        work += self._reason_updates(by_key, decisions.waiting)
+        waiting = dict(decisions.waiting)
+        for key, wait in list(waiting.items()):
+            if _key_tuple(key) in self._admitted:
+                work.append(self._write_admission(_key_tuple(key), wait))
+                del waiting[key]
+        work += self._reason_updates(by_key, waiting)
         await asyncio.gather(*work)
         await self.refresh_statuses(decisions.usage)
+
+    async def _write_admission(self, key: JobKey, wait: Waiting) -> None:
+        async with self._lock(key):
+            admission = self._admitted.pop(key, None)
+            current = self.store.job(key)
+            if admission is None or current is None or current.state is not None:
+                return
+            await self._write(current, {**admission, "statusReason": wait.reason,
+                                        "waiting": {"category": wait.category, "since": wait.since}})
 
     async def _place(self, record: JobRecord, environment_name: str) -> None:
         async with self._lock(record.key):
             current = self.store.job(record.key)
             environment = self.store.environment(environment_name)
-            if current is None or current.state != "RUNNABLE" or environment is None:
+            admission = self._admitted.pop(record.key, None) if current is not None and current.state is None else None
+            if current is None or environment is None or (current.state != "RUNNABLE" and admission is None):
                 return
             metrics.PLACEMENTS.labels(environment_name).inc()
+            if admission is not None:
+                metrics.SUBMITTED.labels(current.queue).inc()
+                self._event(current, "RUNNABLE", admission["statusReason"])
+                current = dataclasses.replace(current, status={**current.status, **admission})
             name = jobspec.kubernetes_job_name(current.name, current.attempt)
             updated = await self._write(current, {
+                **(admission or {}),
                 "state": "STARTING", "computeEnvironment": environment_name, "kubernetesJob": name,
                 "statusReason": f"Placed on compute environment '{environment_name}'; "
                                 "waiting for the container to start",
@@ -515,6 +551,7 @@ class Controller(DependencyMixin, ArrayMixin):
             "conditions": [self._ready_condition(
                 queue.status, valid, "Valid" if valid else "ComputeEnvironmentNotFound", reason, queue.generation)],
         }
+        self._state_change_event(queue, "JobQueue", status)
         await self._patch_if_changed("JobQueue", queue.name, status)
 
     async def _environment_status(self, environment: Any, used: Resources, counts: Counter[str]) -> None:
@@ -528,6 +565,7 @@ class Controller(DependencyMixin, ArrayMixin):
         reason = environment.invalid_reason or "ComputeEnvironment is VALID"
         queues = sorted(q.name for q in self.store.queues() if environment.name in q.environments)
         status = {
+            "state": environment.spec.get("state", "ENABLED"),
             "status": "VALID" if valid else "INVALID", "statusReason": reason,
             "usage": {"vcpus": format_cpu(used.cpu_milli), "memory": format_bytes(used.memory), "gpus": used.gpus},
             "vcpuUsage": f"{format_cpu(used.cpu_milli)}/{format_cpu(capacity.cpu_milli)}",
@@ -537,7 +575,20 @@ class Controller(DependencyMixin, ArrayMixin):
             "conditions": [self._ready_condition(environment.status, valid, "Valid" if valid else "InvalidSpec",
                                                  reason, environment.generation)],
         }
+        self._state_change_event(environment, "ComputeEnvironment", status)
         await self._patch_if_changed("ComputeEnvironment", environment.name, status)
+
+    def _state_change_event(self, record: Any, kind: str, status: dict[str, Any]) -> None:
+        """An Event when a queue or environment changes state (ENABLED/DISABLED, VALID/INVALID)."""
+        if not self.settings.events:
+            return
+        seen = self._status_cache.get((kind, record.name)) or record.status
+        for field in ("state", "status"):
+            old, new = seen.get(field), status.get(field)
+            if old and new and old != new:
+                self.kube.post_event(record.reference(), "Normal" if new in ("ENABLED", "VALID") else "Warning",
+                                     f"{kind}{new.capitalize()}", f"{kind} {record.name} is now {new}: "
+                                     f"{status.get('statusReason', '')}")
 
     @staticmethod
     def _ready_condition(status: dict[str, Any], valid: bool, reason: str, message: str,

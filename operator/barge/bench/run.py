@@ -1,0 +1,395 @@
+"""The benchmark. Every Barge figure is read against a baseline measured in the same run.
+
+- ceiling: one plain Indexed Job, no Barge: how many pods/s scheduler + kwok + Job controller carry.
+- P1 dispatch: N BatchJobs submitted at once -> their Kubernetes Jobs exist; ratio to a plain client
+  creating the same N Jobs.
+- P2 admission through a quota: many one-pod jobs through a compute environment that fits 100.
+- P3 arrays: one big array: objects created, status size, time to full parallelism.
+- P4 deep queue: many RUNNABLE jobs: operator peak RSS and scheduling-cycle p50/p95.
+- P5 dependencies: a job's SUCCEEDED -> its dependent's RUNNABLE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import yaml
+
+from barge import __version__
+from barge.controller.records import parse_time
+from barge.dev import cluster, versions
+
+GROUP, VERSION = "barge.dev", "v1alpha1"
+DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
+METRICS_PORT = 19090
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    ceiling_pods: int
+    p1_jobs: int
+    p2_jobs: int
+    p3_children: int
+    p4_jobs: int
+    p5_pairs: int
+
+
+FULL = Sizes(ceiling_pods=10_000, p1_jobs=1000, p2_jobs=10_000, p3_children=100_000, p4_jobs=100_000, p5_pairs=50)
+SMOKE = Sizes(ceiling_pods=40, p1_jobs=20, p2_jobs=40, p3_children=300, p4_jobs=200, p5_pairs=3)
+QUICK = Sizes(ceiling_pods=1000, p1_jobs=300, p2_jobs=1000, p3_children=10_000, p4_jobs=5000, p5_pairs=20)
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, kubeconfig: Path, sizes: Sizes) -> None:
+        self.kubeconfig = kubeconfig
+        self.sizes = sizes
+        self.api = kubernetes.config.new_client_from_config(str(kubeconfig))
+        self.api.configuration.connection_pool_maxsize = 32
+        # Plain dict bodies in and out: the client's typed models would only add noise here.
+        self.core: Any = kubernetes.client.CoreV1Api(self.api)
+        self.batch: Any = kubernetes.client.BatchV1Api(self.api)
+        self.custom: Any = kubernetes.client.CustomObjectsApi(self.api)
+        self.pool = ThreadPoolExecutor(16)
+        self.operator: subprocess.Popen[bytes] | None = None
+        self.results: dict[str, Any] = {}
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def kubectl(self, *args: str, input_text: str | None = None) -> str:
+        out = subprocess.run([str(cluster.build.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
+                             input=input_text, capture_output=True, text=True, check=True)
+        return out.stdout
+
+    def fresh_namespace(self, name: str) -> str:
+        self.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=600s")
+        self.kubectl("create", "namespace", name)
+        return name
+
+    def start_operator(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "BARGE_METRICS_PORT": str(METRICS_PORT),
+               "BARGE_FINISHED_JOB_RETENTION": "0", "BARGE_LOG_LEVEL": "WARNING"}
+        log = open(ROOT / "bench" / "out" / "operator.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.operator = subprocess.Popen([sys.executable, "-m", "barge.cli.main", "operator"], env=env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                self.metrics()
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("the operator did not serve metrics within 60 s")
+
+    def stop_operator(self) -> None:
+        if self.operator is not None:
+            self.operator.terminate()
+            self.operator.wait(30)
+            self.operator = None
+
+    def metrics(self) -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    def operator_rss_mb(self) -> float:
+        assert self.operator is not None
+        for line in Path(f"/proc/{self.operator.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def apply(self, objects: list[dict[str, Any]]) -> None:
+        self.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(objects))
+
+    def environment(self, name: str, vcpus: int) -> None:
+        self.apply([
+            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ComputeEnvironment", "metadata": {"name": name},
+             "spec": {"computeResources": {"maxvCpus": vcpus, "nodeSelector": {"barge.dev/pool": "cpu"}}}},
+            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "JobQueue", "metadata": {"name": name},
+             "spec": {"priority": 1, "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": name}]}},
+        ])
+
+    def definition(self, namespace: str, name: str, cpu: str = "100m", delay: str = "1s") -> None:
+        self.apply([{"apiVersion": f"{GROUP}/{VERSION}", "kind": "JobDefinition",
+                     "metadata": {"name": name, "namespace": namespace},
+                     "spec": {"template": {"metadata": {"annotations": {DELAY: delay}}, "spec": {"containers": [
+                         {"name": "main", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}]}}}}])
+
+    def submit(self, namespace: str, names: list[str], definition: str, queue: str,
+               **spec: Any) -> None:
+        def create(name: str) -> None:
+            body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "BatchJob", "metadata": {"name": name},
+                    "spec": {"jobDefinition": definition, "jobQueue": queue, **spec}}
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "batchjobs", body)
+
+        list(self.pool.map(create, names))
+
+    def batchjobs(self, namespace: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            page = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "batchjobs", limit=2000,
+                                                             _continue=token)
+            items += page["items"]
+            token = page["metadata"].get("continue")
+            if not token:
+                return items
+
+    def count_states(self, namespace: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for job in self.batchjobs(namespace):
+            state = (job.get("status") or {}).get("state") or "SUBMITTED"
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
+    def wait(self, probe: Any, timeout: float, what: str, interval: float = 1.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = probe()
+            if value:
+                return value
+            time.sleep(interval)
+        raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+    def job_count(self, namespace: str) -> int:
+        return len(self.batch.list_namespaced_job(namespace, limit=100_000).items)
+
+    # --- the cluster's own ceiling ----------------------------------------------------------
+
+    def ceiling(self) -> None:
+        n = self.sizes.ceiling_pods
+        say(f"ceiling: one Indexed Job of {n} one-second pods, parallelism 100, no Barge")
+        ns = self.fresh_namespace("bench-ceiling")
+        job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "ceiling"},
+               "spec": {"completions": n, "parallelism": 100, "completionMode": "Indexed", "backoffLimit": 0,
+                        "template": {"metadata": {"annotations": {DELAY: "1s"}}, "spec": {
+                            "restartPolicy": "Never", "nodeSelector": {"barge.dev/pool": "cpu"},
+                            "containers": [{"name": "main", "image": "busybox",
+                                            "resources": {"requests": {"cpu": "100m"}}}]}}}}
+        started = time.monotonic()
+        self.batch.create_namespaced_job(ns, job)
+        self.wait(lambda: (self.batch.read_namespaced_job_status("ceiling", ns).status.succeeded or 0) >= n,
+                  3600, "the ceiling Job", interval=2)
+        seconds = time.monotonic() - started
+        self.results["ceiling_pods_per_s"] = round(n / seconds, 2)
+        self.results["ceiling_seconds"] = round(seconds, 1)
+        self.kubectl("delete", "namespace", ns, "--wait=false")
+
+    # --- P1 ------------------------------------------------------------------------------
+
+    def p1_dispatch(self) -> None:
+        n = self.sizes.p1_jobs
+        say(f"P1: {n} Jobs created by a plain client, then {n} BatchJobs through Barge")
+        raw_ns = self.fresh_namespace("bench-p1-raw")
+        template = {"metadata": {"annotations": {DELAY: "1s"}}, "spec": {
+            "restartPolicy": "Never", "nodeSelector": {"barge.dev/pool": "cpu"},
+            "containers": [{"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "10m"}}}]}}
+
+        def create_raw(i: int) -> None:
+            self.batch.create_namespaced_job(raw_ns, {"apiVersion": "batch/v1", "kind": "Job",
+                                                      "metadata": {"name": f"raw-{i}"},
+                                                      "spec": {"backoffLimit": 0, "template": template}})
+
+        started = time.monotonic()
+        list(self.pool.map(create_raw, range(n)))
+        raw = n / (time.monotonic() - started)
+        self.kubectl("delete", "namespace", raw_ns, "--wait=true", "--timeout=600s")
+
+        ns = self.fresh_namespace("bench-p1")
+        self.environment("bench-p1", 100_000)
+        self.definition(ns, "tiny", cpu="10m")
+        names = [f"j-{i}" for i in range(n)]
+        started = time.monotonic()
+        threading.Thread(target=self.submit, args=(ns, names, "tiny", "bench-p1"), daemon=True).start()
+        self.wait(lambda: self.job_count(ns) >= n, 1800, "Barge's Kubernetes Jobs", interval=0.5)
+        barge = n / (time.monotonic() - started)
+        self.results |= {"p1_raw_jobs_per_s": round(raw, 1), "p1_barge_jobs_per_s": round(barge, 1),
+                         "p1_dispatch_ratio": round(barge / raw, 3)}
+        writes = self.metrics()
+        self.results["p1_barge_writes_per_job"] = round(sum(
+            v for k, v in writes.items() if k.startswith("barge_kubernetes_api_requests_total")) / n, 2)
+        self.kubectl("delete", "namespace", ns, "--wait=false")
+
+    # --- P2 ------------------------------------------------------------------------------
+
+    def p2_admission(self) -> None:
+        n = self.sizes.p2_jobs
+        # 100 at a time: 0.5 vCPU each under a 50-vCPU quota (the cpu pool has 64 CPUs).
+        say(f"P2: {n} one-pod jobs of 0.5 vCPU, 1 s each, through a compute environment that fits 100")
+        ns = self.fresh_namespace("bench-p2")
+        self.environment("bench-p2", 50)
+        self.definition(ns, "one", cpu="500m")
+        names = [f"j-{i}" for i in range(n)]
+        started = time.monotonic()
+        threading.Thread(target=self.submit, args=(ns, names, "one", "bench-p2"), daemon=True).start()
+        self.wait(lambda: self.count_states(ns).get("SUCCEEDED", 0) >= n, 7200, "P2 jobs to succeed", interval=3)
+        seconds = time.monotonic() - started
+        self.results |= {"p2_total_s": round(seconds, 1), "p2_admitted_per_s": round(n / seconds, 2),
+                         "p2_jobs": n}
+        self.kubectl("delete", "namespace", ns, "--wait=false")
+
+    # --- P3 ------------------------------------------------------------------------------
+
+    def p3_array(self) -> None:
+        n = self.sizes.p3_children
+        say(f"P3: one array of {n} children through a compute environment that fits 100")
+        ns = self.fresh_namespace("bench-p3")
+        self.environment("bench-p3", 50)
+        self.definition(ns, "child", cpu="500m", delay="30s")
+        started = time.monotonic()
+        self.submit(ns, ["big"], "child", "bench-p3", arrayProperties={"size": n})
+
+        def running() -> bool:
+            pods = self.core.list_namespaced_pod(ns, field_selector="status.phase=Running").items
+            return len(pods) >= 100
+
+        self.wait(running, 600, "100 children running", interval=0.25)
+        to_full = time.monotonic() - started
+        time.sleep(5)
+        status = self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "batchjobs", "big").get("status") or {}
+        jobs = self.job_count(ns)
+        self.results |= {"p3_children": n, "p3_seconds_to_full_parallelism": round(to_full, 2),
+                         "p3_status_bytes": len(json.dumps(status)), "p3_objects_created": jobs,
+                         "p3_pods_at_full_parallelism": 100}
+        self.kubectl("delete", "namespace", ns, "--wait=false")
+
+    # --- P4 ------------------------------------------------------------------------------
+
+    def p4_deep_queue(self, observe_seconds: float = 30) -> None:
+        n = self.sizes.p4_jobs
+        say(f"P4: {n} RUNNABLE jobs behind a compute environment that is full")
+        ns = self.fresh_namespace("bench-p4")
+        self.environment("bench-p4", 1)
+        self.definition(ns, "blocker", cpu="1", delay="3600s")
+        self.submit(ns, ["blocker"], "blocker", "bench-p4")
+        names = [f"j-{i}" for i in range(n)]
+        self.submit(ns, names, "blocker", "bench-p4")
+        self.wait(lambda: self.count_states(ns).get("RUNNABLE", 0) >= n, 7200, "P4 jobs RUNNABLE", interval=5)
+        before = self.metrics()
+        time.sleep(observe_seconds)  # periodic passes over the full queue
+        after = self.metrics()
+        self.results |= {"p4_jobs": n, "p4_rss_mb": round(self.operator_rss_mb(), 1)}
+        self.results |= cycle_quantiles(before, after)
+        self.kubectl("delete", "namespace", ns, "--wait=false")
+
+    # --- P5 ------------------------------------------------------------------------------
+
+    def p5_dependencies(self) -> None:
+        pairs = self.sizes.p5_pairs
+        say(f"P5: {pairs} pairs first -> second, time from SUCCEEDED to the dependent's RUNNABLE")
+        ns = self.fresh_namespace("bench-p5")
+        self.environment("bench-p5", 1000)
+        self.definition(ns, "step", cpu="100m", delay="2s")
+        for i in range(pairs):
+            self.submit(ns, [f"second-{i}"], "step", "bench-p5", dependsOn=[{"jobName": f"first-{i}"}])
+        self.submit(ns, [f"first-{i}" for i in range(pairs)], "step", "bench-p5")
+        self.wait(lambda: self.count_states(ns).get("SUCCEEDED", 0) >= 2 * pairs, 600, "P5 jobs", interval=2)
+        jobs = {j["metadata"]["name"]: j["status"] for j in self.batchjobs(ns)}
+        delays = []
+        for i in range(pairs):
+            conditions = jobs[f"first-{i}"]["conditions"]
+            finished = next(c["lastTransitionTime"] for c in conditions if c["type"] == "Finished")
+            released = float(jobs[f"second-{i}"]["queuedAt"])
+            delays.append(released - (parse_time(finished) or 0))
+        delays.sort()
+        self.results |= {"p5_release_p50_s": round(statistics.median(delays), 3),
+                         "p5_release_p95_s": round(delays[int(0.95 * (len(delays) - 1))], 3)}
+        self.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def cycle_quantiles(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """p50/p95 of scheduling passes between two scrapes, from the histogram's buckets."""
+    prefix = "barge_scheduling_cycle_seconds_bucket{le="
+    buckets = sorted(
+        (float(k[len(prefix) + 1:-2]) if "+Inf" not in k else float("inf"), after[k] - before.get(k, 0.0))
+        for k in after if k.startswith(prefix))
+    total = buckets[-1][1] if buckets else 0
+    result = {}
+    for name, q in (("p4_cycle_p50_ms", 0.5), ("p4_cycle_p95_ms", 0.95)):
+        bound = next((le for le, count in buckets if total and count >= q * total), float("nan"))
+        result[name] = round(bound * 1000, 1)
+    result["p4_cycles_observed"] = int(total)
+    return result
+
+
+TARGETS = {
+    "p1_dispatch_ratio": (">=", 0.8), "p3_objects_created": ("==", 1), "p3_status_bytes": ("<", 16384),
+    "p3_seconds_to_full_parallelism": ("<", 10), "p4_rss_mb": ("<", 500), "p4_cycle_p50_ms": ("<", 200),
+    "p4_cycle_p95_ms": ("<", 200), "p5_release_p50_s": ("<", 1), "p5_release_p95_s": ("<", 1),
+}
+
+
+def meets(key: str, value: Any) -> str:
+    if key not in TARGETS or not isinstance(value, (int, float)):
+        return ""
+    op, target = TARGETS[key]
+    ok = {">=": value >= target, "<": value < target, "==": value == target}[op]
+    return f"{'met' if ok else 'MISSED'} (target {op} {target})"
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"{'figure':34} {'value':>14}  target"]
+    for key, value in results.items():
+        if key in ("machine", "versions", "date"):
+            continue
+        lines.append(f"{key:34} {value!s:>14}  {meets(key, value)}")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                                                       / 2**30, 1),
+            "platform": platform.platform(), "python": platform.python_version()}
+
+
+def run(quick: bool, only: list[str], out: Path) -> dict[str, Any]:
+    sizes = QUICK if quick else FULL
+    kubeconfig = cluster.up(cluster.default_options())
+    subprocess.run([str(cluster.build.binary("kubectl")), f"--kubeconfig={kubeconfig}", "apply", "-f",
+                    str(ROOT / "crds")], check=True, capture_output=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (ROOT / "bench" / "out").mkdir(parents=True, exist_ok=True)
+    bench = Bench(kubeconfig, sizes)
+    bench.results |= {"date": time.strftime("%Y-%m-%d"), "machine": machine(),
+                      "versions": {"barge": __version__, **versions.ALL},
+                      "rate_limits": "kube-controller-manager and kube-scheduler client QPS/burst 5000",
+                      "sizes": sizes.__dict__}
+    steps = {"ceiling": bench.ceiling, "p1": bench.p1_dispatch, "p2": bench.p2_admission, "p3": bench.p3_array,
+             "p4": bench.p4_deep_queue, "p5": bench.p5_dependencies}
+    try:
+        for name, step in steps.items():
+            if only and name not in only:
+                continue
+            bench.start_operator()
+            try:
+                step()
+            finally:
+                bench.stop_operator()
+            out.write_text(json.dumps(bench.results, indent=2) + "\n")
+    finally:
+        bench.stop_operator()
+    print(table(bench.results))
+    return bench.results

@@ -1,0 +1,37 @@
+"""A smoke run of every benchmark step at tiny sizes, so `barge bench` never rots."""
+
+from __future__ import annotations
+
+import pytest
+
+from barge.bench import run as bench
+from tests.e2e.conftest import OperatorProcess
+from tests.e2e.kube import Cluster
+
+
+def test_every_benchmark_step_runs_and_reports_its_figures(crds: Cluster,
+                                                           operator_process: OperatorProcess | None) -> None:
+    if operator_process is None or not crds.local:
+        pytest.skip("runs its own operator on the project's local cluster")
+    operator_process.stop()  # one operator at a time on a cluster
+    (bench.ROOT / "bench" / "out").mkdir(parents=True, exist_ok=True)
+    runner = bench.Bench(crds.kubeconfig, bench.SMOKE)
+    steps = [runner.ceiling, runner.p1_dispatch, runner.p2_admission, runner.p3_array,
+             lambda: runner.p4_deep_queue(observe_seconds=5), runner.p5_dependencies]
+    try:
+        for step in steps:
+            runner.start_operator()
+            try:
+                step()
+            finally:
+                runner.stop_operator()
+    finally:
+        operator_process.start()
+    r = runner.results
+    for key in ("ceiling_pods_per_s", "p1_dispatch_ratio", "p1_barge_jobs_per_s", "p1_raw_jobs_per_s", "p2_total_s",
+                "p2_admitted_per_s", "p3_status_bytes", "p3_seconds_to_full_parallelism", "p4_rss_mb",
+                "p4_cycle_p50_ms", "p4_cycle_p95_ms", "p5_release_p50_s", "p5_release_p95_s"):
+        assert isinstance(r[key], (int, float)) and r[key] > 0, (key, r.get(key))
+    assert r["p3_objects_created"] == 1, "an array is one Kubernetes Job"
+    assert r["p4_cycles_observed"] > 0
+    print("\n" + bench.table(r))
