@@ -131,3 +131,22 @@ def test_resource_quota_stops_pods_beyond_its_limit(cluster: Cluster, namespace:
     assert eventually(refused, 60, message="an 'exceeded quota' event")
     pods = cluster.core.list_namespaced_pod(namespace, label_selector="job-name=q").items
     assert len(pods) == 2
+
+
+def test_deleting_a_namespace_with_a_running_job_pod_finishes(cluster: Cluster) -> None:
+    """kwok stops a deleted running pod like a kubelet would, so the Job controller releases it."""
+    name = "t-del-" + str(abs(hash(cluster.kubeconfig)) % 10**6)
+    cluster.kubectl("create", "namespace", name)
+    cluster.apply([job("long", annotations={"pod-complete.stage.kwok.x-k8s.io/delay": "600s"})], name)
+
+    def running() -> Any:
+        pods = cluster.core.list_namespaced_pod(name, label_selector="job-name=long").items
+        return pods and pods[0].status.phase == "Running"
+
+    eventually(running, 60, message="the pod to run")
+    cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+    def gone() -> bool:
+        return name not in [n.metadata.name for n in cluster.core.list_namespace().items]
+
+    eventually(gone, 90, message="the namespace to be deleted")

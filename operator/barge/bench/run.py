@@ -78,10 +78,16 @@ class Bench:
                              input=input_text, capture_output=True, text=True, check=True)
         return out.stdout
 
-    def fresh_namespace(self, name: str) -> str:
-        self.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=600s")
+    def fresh_namespace(self, prefix: str) -> str:
+        """A new namespace per step and run, so no step waits for an earlier one to be deleted."""
+        name = f"{prefix}-{int(time.time() * 1000) % 10**8}"
         self.kubectl("create", "namespace", name)
         return name
+
+    def cleanup(self, namespace: str) -> None:
+        """Delete a step's namespace and its compute environment and queue, without waiting."""
+        self.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
+        self.kubectl("delete", "jobqueue,computeenvironment", namespace, "--wait=false", "--ignore-not-found")
 
     def start_operator(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "BARGE_METRICS_PORT": str(METRICS_PORT),
@@ -196,7 +202,7 @@ class Bench:
         seconds = time.monotonic() - started
         self.results["ceiling_pods_per_s"] = round(n / seconds, 2)
         self.results["ceiling_seconds"] = round(seconds, 1)
-        self.kubectl("delete", "namespace", ns, "--wait=false")
+        self.cleanup(ns)
 
     # --- P1 ------------------------------------------------------------------------------
 
@@ -216,14 +222,14 @@ class Bench:
         started = time.monotonic()
         list(self.pool.map(create_raw, range(n)))
         raw = n / (time.monotonic() - started)
-        self.kubectl("delete", "namespace", raw_ns, "--wait=true", "--timeout=600s")
+        self.kubectl("delete", "namespace", raw_ns, "--wait=false")
 
         ns = self.fresh_namespace("bench-p1")
-        self.environment("bench-p1", 100_000)
+        self.environment(ns, 100_000)
         self.definition(ns, "tiny", cpu="10m")
         names = [f"j-{i}" for i in range(n)]
         started = time.monotonic()
-        threading.Thread(target=self.submit, args=(ns, names, "tiny", "bench-p1"), daemon=True).start()
+        threading.Thread(target=self.submit, args=(ns, names, "tiny", ns), daemon=True).start()
         self.wait(lambda: self.job_count(ns) >= n, 1800, "Barge's Kubernetes Jobs", interval=0.5)
         barge = n / (time.monotonic() - started)
         self.results |= {"p1_raw_jobs_per_s": round(raw, 1), "p1_barge_jobs_per_s": round(barge, 1),
@@ -231,7 +237,7 @@ class Bench:
         writes = self.metrics()
         self.results["p1_barge_writes_per_job"] = round(sum(
             v for k, v in writes.items() if k.startswith("barge_kubernetes_api_requests_total")) / n, 2)
-        self.kubectl("delete", "namespace", ns, "--wait=false")
+        self.cleanup(ns)
 
     # --- P2 ------------------------------------------------------------------------------
 
@@ -240,16 +246,16 @@ class Bench:
         # 100 at a time: 0.5 vCPU each under a 50-vCPU quota (the cpu pool has 64 CPUs).
         say(f"P2: {n} one-pod jobs of 0.5 vCPU, 1 s each, through a compute environment that fits 100")
         ns = self.fresh_namespace("bench-p2")
-        self.environment("bench-p2", 50)
+        self.environment(ns, 50)
         self.definition(ns, "one", cpu="500m")
         names = [f"j-{i}" for i in range(n)]
         started = time.monotonic()
-        threading.Thread(target=self.submit, args=(ns, names, "one", "bench-p2"), daemon=True).start()
+        threading.Thread(target=self.submit, args=(ns, names, "one", ns), daemon=True).start()
         self.wait(lambda: self.count_states(ns).get("SUCCEEDED", 0) >= n, 7200, "P2 jobs to succeed", interval=3)
         seconds = time.monotonic() - started
         self.results |= {"p2_total_s": round(seconds, 1), "p2_admitted_per_s": round(n / seconds, 2),
                          "p2_jobs": n}
-        self.kubectl("delete", "namespace", ns, "--wait=false")
+        self.cleanup(ns)
 
     # --- P3 ------------------------------------------------------------------------------
 
@@ -257,10 +263,10 @@ class Bench:
         n = self.sizes.p3_children
         say(f"P3: one array of {n} children through a compute environment that fits 100")
         ns = self.fresh_namespace("bench-p3")
-        self.environment("bench-p3", 50)
+        self.environment(ns, 50)
         self.definition(ns, "child", cpu="500m", delay="30s")
         started = time.monotonic()
-        self.submit(ns, ["big"], "child", "bench-p3", arrayProperties={"size": n})
+        self.submit(ns, ["big"], "child", ns, arrayProperties={"size": n})
 
         def running() -> bool:
             pods = self.core.list_namespaced_pod(ns, field_selector="status.phase=Running").items
@@ -274,7 +280,7 @@ class Bench:
         self.results |= {"p3_children": n, "p3_seconds_to_full_parallelism": round(to_full, 2),
                          "p3_status_bytes": len(json.dumps(status)), "p3_objects_created": jobs,
                          "p3_pods_at_full_parallelism": 100}
-        self.kubectl("delete", "namespace", ns, "--wait=false")
+        self.cleanup(ns)
 
     # --- P4 ------------------------------------------------------------------------------
 
@@ -282,18 +288,18 @@ class Bench:
         n = self.sizes.p4_jobs
         say(f"P4: {n} RUNNABLE jobs behind a compute environment that is full")
         ns = self.fresh_namespace("bench-p4")
-        self.environment("bench-p4", 1)
+        self.environment(ns, 1)
         self.definition(ns, "blocker", cpu="1", delay="3600s")
-        self.submit(ns, ["blocker"], "blocker", "bench-p4")
+        self.submit(ns, ["blocker"], "blocker", ns)
         names = [f"j-{i}" for i in range(n)]
-        self.submit(ns, names, "blocker", "bench-p4")
+        self.submit(ns, names, "blocker", ns)
         self.wait(lambda: self.count_states(ns).get("RUNNABLE", 0) >= n, 7200, "P4 jobs RUNNABLE", interval=5)
         before = self.metrics()
         time.sleep(observe_seconds)  # periodic passes over the full queue
         after = self.metrics()
         self.results |= {"p4_jobs": n, "p4_rss_mb": round(self.operator_rss_mb(), 1)}
         self.results |= cycle_quantiles(before, after)
-        self.kubectl("delete", "namespace", ns, "--wait=false")
+        self.cleanup(ns)
 
     # --- P5 ------------------------------------------------------------------------------
 
@@ -301,11 +307,11 @@ class Bench:
         pairs = self.sizes.p5_pairs
         say(f"P5: {pairs} pairs first -> second, time from SUCCEEDED to the dependent's RUNNABLE")
         ns = self.fresh_namespace("bench-p5")
-        self.environment("bench-p5", 1000)
+        self.environment(ns, 1000)
         self.definition(ns, "step", cpu="100m", delay="2s")
         for i in range(pairs):
-            self.submit(ns, [f"second-{i}"], "step", "bench-p5", dependsOn=[{"jobName": f"first-{i}"}])
-        self.submit(ns, [f"first-{i}" for i in range(pairs)], "step", "bench-p5")
+            self.submit(ns, [f"second-{i}"], "step", ns, dependsOn=[{"jobName": f"first-{i}"}])
+        self.submit(ns, [f"first-{i}" for i in range(pairs)], "step", ns)
         self.wait(lambda: self.count_states(ns).get("SUCCEEDED", 0) >= 2 * pairs, 600, "P5 jobs", interval=2)
         jobs = {j["metadata"]["name"]: j["status"] for j in self.batchjobs(ns)}
         delays = []
@@ -317,7 +323,7 @@ class Bench:
         delays.sort()
         self.results |= {"p5_release_p50_s": round(statistics.median(delays), 3),
                          "p5_release_p95_s": round(delays[int(0.95 * (len(delays) - 1))], 3)}
-        self.kubectl("delete", "namespace", ns, "--wait=false")
+        self.cleanup(ns)
 
 
 def cycle_quantiles(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

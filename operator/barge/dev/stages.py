@@ -107,6 +107,49 @@ def _fail_by_key(failed_stage: dict[str, Any], complete_stage: dict[str, Any], n
     }
 
 
+def _terminate_on_delete(api_version: str) -> dict[str, Any]:
+    """What a kubelet does when a running pod is deleted: stop it and report a terminal phase.
+
+    kwok deletes only pods without finalizers, and the Job controller removes its tracking
+    finalizer only from terminal pods: without this stage a deleted running pod of a Job (a
+    namespace being deleted, say) would wait forever.
+    """
+    template = (
+        "{{ $now := Now }}\n"
+        "containerStatuses:\n"
+        "{{ range $index, $item := .spec.containers }}\n"
+        "- image: {{ $item.image | Quote }}\n"
+        "  name: {{ $item.name | Quote }}\n"
+        "  ready: false\n"
+        "  restartCount: 0\n"
+        "  started: false\n"
+        "  state:\n"
+        "    terminated:\n"
+        "      exitCode: 137\n"
+        "      reason: Error\n"
+        "      message: stopped because the pod was deleted\n"
+        "      startedAt: {{ $now | Quote }}\n"
+        "      finishedAt: {{ $now | Quote }}\n"
+        "{{ end }}\n"
+        "phase: Failed\n"
+    )
+    return {
+        "apiVersion": api_version,
+        "kind": "Stage",
+        "metadata": {"name": "pod-terminate-on-delete"},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": {"matchExpressions": [
+                {"key": ".metadata.deletionTimestamp", "operator": "Exists"},
+                {"key": ".metadata.finalizers", "operator": "Exists"},
+                {"key": ".status.phase", "operator": "In", "values": ["Pending", "Running"]},
+            ]},
+            "delay": {"durationMilliseconds": 200},
+            "next": {"statusTemplate": template},
+        },
+    }
+
+
 def build_config(stage_root: Path, lease_seconds: int = 10) -> str:
     """stage_root: kwok's `kustomize/stage` folder, copied next to the kwok binary at build."""
     stages: list[dict[str, Any]] = []
@@ -126,4 +169,5 @@ def build_config(stage_root: Path, lease_seconds: int = 10) -> str:
     stages.append(_fail_by_key(
         failed, complete, "pod-fail-by-attempt", ATTEMPT_FAIL_ANNOTATION,
         '.metadata.labels["barge.dev/attempt"]', '(index .metadata.labels "barge.dev/attempt")'))
+    stages.append(_terminate_on_delete(failed["apiVersion"]))
     return yaml.safe_dump_all([kwok_options(lease_seconds), *stages], sort_keys=False)
