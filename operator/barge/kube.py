@@ -38,6 +38,8 @@ class Kube:
         self._background: set[asyncio.Task[None]] = set()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self._limit = asyncio.Semaphore(concurrency)
+        # Events tell the story but gate nothing: a few at a time, never ahead of dispatch writes.
+        self._event_limit = asyncio.Semaphore(max(1, concurrency // 8))
 
     async def _call(self, verb: str, resource: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         metrics.API_REQUESTS.labels(verb, resource).inc()
@@ -144,7 +146,8 @@ class Kube:
             "source": {"component": "barge-operator"}, "reportingComponent": "barge.dev/operator",
         }
         try:
-            await self._call("create", "events", self.core.create_namespaced_event, namespace, body)
+            async with self._event_limit:
+                await self._call("create", "events", self.core.create_namespaced_event, namespace, body)
         except Exception as exc:
             log.debug("event not posted: %s", exc)
 

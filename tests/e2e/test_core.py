@@ -229,19 +229,41 @@ def test_finished_job_keeps_its_status_after_kubernetes_cleans_up(barge: Barge) 
 
 
 def test_events_tell_the_story_and_statuses_count(barge: Barge) -> None:
-    ce, jq = _setup(barge)
-    barge.apply(batch_job("story", "work", jq))
-    barge.wait_state("story", "SUCCEEDED")
+    ce, jq = _setup(barge, max_vcpus=1, cpu="1", delay="3s")
+    barge.apply(batch_job("story", "work", jq), batch_job("waits", "work", jq))
+    barge.wait_all(["story", "waits"], "SUCCEEDED")
 
-    def reasons() -> list[str] | None:
-        events = barge.cluster.core.list_namespaced_event(
-            barge.namespace, field_selector="involvedObject.name=story").items
-        seen = [e.reason for e in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
-        return seen if {"Runnable", "Starting", "Succeeded"} <= set(seen) else None
+    def events(name: str) -> list[tuple[str, str]]:
+        found = barge.cluster.core.list_namespaced_event(
+            barge.namespace, field_selector=f"involvedObject.name={name}").items
+        return [(e.reason, e.message) for e in sorted(found, key=lambda e: e.metadata.creation_timestamp)]
 
-    assert eventually(reasons, 30, message="state-change events")
+    def story(name: str, needed: set[str]) -> list[tuple[str, str]] | None:
+        seen = events(name)
+        return seen if needed <= {reason for reason, _ in seen} else None
+
+    first, second = sorted(["story", "waits"], key=lambda n: barge.status(n)["attempts"][0]["startedAt"])
+    placed_at_once = eventually(lambda: story(first, {"Starting", "Running", "Succeeded"}), 30,
+                                message="state-change events")
+    starting = next(message for reason, message in placed_at_once if reason == "Starting")
+    assert "Admitted to job queue" in starting and "(RUNNABLE)" in starting and ce in starting
+    assert eventually(lambda: story(second, {"Runnable", "Starting", "Running", "Succeeded"}), 30,
+                      message="events of the job that waited for capacity")
     queue = eventually(lambda: (s := barge.cluster.cluster_object("jobqueues", jq).get("status") or {})
-                       .get("jobCounts", {}).get("SUCCEEDED") == 1 and s, 30, message="queue counts")
+                       .get("jobCounts", {}).get("SUCCEEDED") == 2 and s, 30, message="queue counts")
     assert queue["status"] == "VALID"
     environment = barge.cluster.cluster_object("computeenvironments", ce)["status"]
-    assert environment["status"] == "VALID" and environment["vcpuUsage"].endswith("/8")
+    assert environment["status"] == "VALID" and environment["vcpuUsage"].endswith("/1")
+
+
+def test_disabling_an_environment_posts_an_event(barge: Barge) -> None:
+    ce, _ = _setup(barge)
+    eventually(lambda: (barge.cluster.cluster_object("computeenvironments", ce).get("status") or {}).get("state"),
+               30, message="the environment's status")
+    barge.apply(compute_environment(ce, 8, state="DISABLED"))
+
+    def disabled_event() -> list[str]:
+        found = barge.cluster.core.list_namespaced_event("default", field_selector=f"involvedObject.name={ce}").items
+        return [e.message for e in found if e.reason == "ComputeEnvironmentDisabled"]
+
+    assert "DISABLED" in eventually(disabled_event, 30, message="a ComputeEnvironmentDisabled event")[0]

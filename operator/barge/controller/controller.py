@@ -117,7 +117,10 @@ class Controller(DependencyMixin, ArrayMixin):
         updated = self.store.remember(body)
         if new_state and new_state != record.state:
             self._count_transition(record, new_state)
-            self._event(record, new_state, patch.get("statusReason", ""))
+            message = patch.get("statusReason", "")
+            if record.state == "RUNNABLE" and new_state == "STARTING" and "queuedAt" in patch:
+                message = f"Admitted to job queue '{record.queue}' (RUNNABLE) and {message[0].lower()}{message[1:]}"
+            self._event(record, new_state, message)
             if new_state in TERMINAL:
                 self.notify_dependents(updated)
         return updated
@@ -442,7 +445,6 @@ class Controller(DependencyMixin, ArrayMixin):
             metrics.PLACEMENTS.labels(environment_name).inc()
             if admission is not None:
                 metrics.SUBMITTED.labels(current.queue).inc()
-                self._event(current, "RUNNABLE", admission["statusReason"])
                 current = dataclasses.replace(current, status={**current.status, **admission})
             name = jobspec.kubernetes_job_name(current.name, current.attempt)
             updated = await self._write(current, {

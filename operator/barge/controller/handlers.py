@@ -45,7 +45,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.standalone = ours.standalone
     settings.scanning.disabled = True
     settings.watching.server_timeout = 300
-    settings.batching.idle_timeout = 30
+    settings.batching.idle_timeout = 2  # a worker task per recently active object: keep few alive
     kube = Kube(ours.api_concurrency)
     ctl = Controller(ours, kube)
     _state["controller"] = ctl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,23 @@ def resource_version(metadata: dict[str, Any]) -> int:
         return 0
 
 
+_TEMPLATES: dict[str, dict[str, Any]] = {}
+
+
+def _share_template(status: dict[str, Any]) -> dict[str, Any]:
+    """Jobs of one definition resolve to equal templates: keep one copy in memory, not one per job."""
+    resolved = status.get("resolved")
+    if not isinstance(resolved, dict) or not isinstance(resolved.get("template"), dict):
+        return status
+    key = json.dumps(resolved["template"], sort_keys=True, separators=(",", ":"))
+    shared = _TEMPLATES.get(key)
+    if shared is None:
+        if len(_TEMPLATES) > 4096:
+            _TEMPLATES.clear()
+        shared = _TEMPLATES[key] = resolved["template"]
+    return {**status, "resolved": {**resolved, "template": shared}}
+
+
 @dataclass(slots=True)
 class JobRecord:
     namespace: str
@@ -52,7 +70,7 @@ class JobRecord:
             generation=int(metadata.get("generation") or 1),
             created=metadata.get("creationTimestamp") or "",
             spec=dict(body.get("spec") or {}),
-            status=dict(body.get("status") or {}),
+            status=_share_template(dict(body.get("status") or {})),
         )
 
     @property
