@@ -95,3 +95,17 @@ def test_detail_is_capped_but_attempt_counts_are_kept_for_every_child() -> None:
     assert len(status["children"]) == arrays.DETAILED_CHILDREN
     assert status["failureCounts"] == {"1": "0-499"}
     assert arrays.Settled.from_status(status).next_attempt(499) == 2
+
+
+def test_large_array_lists_only_the_lowest_runnable_children_but_counts_all() -> None:
+    p = progress(100_000, {"succeededIndices": "0-9"}, [pod(10, "Running", running_since="999")], creating={11})
+    assert p.runnable[:2] == [12, 13] and len(p.runnable) == arrays.RUNNABLE_LISTED
+    assert p.runnable_count == 100_000 - 12
+    counts = arrays.summary(100_000, p)
+    assert counts["RUNNABLE"] == 99_988 and counts["RUNNING"] == 1 and counts["STARTING"] == 1
+    assert counts["SUCCEEDED"] == 10 and sum(counts.values()) == 100_000
+
+
+def test_a_waiting_parent_keeps_every_open_child_pending() -> None:
+    p = progress(10, {"succeededIndices": "0-1"}, [], gate=arrays.ALL_WAIT)
+    assert p.runnable == [] and p.runnable_count == 0 and p.pending == 8

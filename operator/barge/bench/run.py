@@ -78,8 +78,17 @@ class Bench:
                              input=input_text, capture_output=True, text=True, check=True)
         return out.stdout
 
+    def settle(self, timeout: float = 900) -> None:
+        """Wait until earlier steps' namespaces are deleted, so no step measures another's cleanup."""
+        def quiet() -> bool:
+            return not [n for n in self.core.list_namespace().items
+                        if n.metadata.name.startswith("bench-") and n.status.phase == "Terminating"]
+
+        self.wait(quiet, timeout, "earlier bench namespaces to be deleted", interval=2)
+
     def fresh_namespace(self, prefix: str) -> str:
-        """A new namespace per step and run, so no step waits for an earlier one to be deleted."""
+        """A new namespace per step and run; earlier steps' namespaces are gone first."""
+        self.settle()
         name = f"{prefix}-{int(time.time() * 1000) % 10**8}"
         self.kubectl("create", "namespace", name)
         return name

@@ -124,13 +124,12 @@ class ArrayMixin:
                 del runtime.creating[pod.index]
         deps = list(record.spec.get("dependsOn") or [])
         stopped = record.spec.get("cancel") is not None or record.spec.get("terminate") is not None
-        child_gate = arrays.child_gate(deps, arrays.Settled.from_status(record.status.get("arrayProperties") or {}),
-                                       lambda n, i: self._child_state_of(record.namespace, n, i))
-
-        def gate(index: int) -> str | None:
-            if stopped or not verdict.ready:
-                return "wait"
-            return child_gate(index)
+        gate: arrays.ChildGate | None = None
+        if stopped or not verdict.ready:
+            gate = arrays.ALL_WAIT
+        elif any(d.get("type") in ("N_TO_N", "SEQUENTIAL") for d in deps):
+            gate = arrays.child_gate(deps, arrays.Settled.from_status(record.status.get("arrayProperties") or {}),
+                                     lambda n, i: self._child_state_of(record.namespace, n, i))
 
         resolved = record.status.get("resolved") or {}
         return arrays.progress(
@@ -260,7 +259,8 @@ class ArrayMixin:
         runtime = self.arrays.get(record.key)
         if runtime is None or runtime.progress is None or not runtime.ready:
             return 0
-        return len([i for i in runtime.progress.runnable if i not in runtime.creating])
+        listed = runtime.progress.runnable
+        return runtime.progress.runnable_count - len([i for i in listed if i in runtime.creating])
 
     async def place_children(self: Controller, record: JobRecord, environment_name: str, count: int) -> None:
         async with self._lock(record.key):

@@ -88,10 +88,11 @@ class Settled:
 class Progress:
     settled: Settled
     active: dict[int, PodObservation]      # the pod of each child's current attempt, not terminated
-    runnable: list[int]                    # may start now (dependencies met), lowest first
+    runnable: list[int]                    # may start now (dependencies met), lowest first, capped
     pending: int                           # waiting for a dependency
     to_stop: list[int]                     # running past the attempt timeout
     changed: bool                          # settled differs from the status it came from
+    runnable_count: int = 0                # all that may start now; `runnable` lists the first of them
 
 
 def _record_finished(settled: Settled, index: int, pod: PodObservation, retry_strategy: Mapping[str, Any],
@@ -118,6 +119,8 @@ def fail_child(settled: Settled, index: int, reason: str, now: str, pod: PodObse
 
 ChildGate = Callable[[int], str | None]
 """For a child index: None when its own dependencies allow it to run, "wait", or a failure reason."""
+ALL_WAIT: ChildGate = lambda index: "wait"  # noqa: E731 - the parent itself waits
+RUNNABLE_LISTED = 2000  # more than one scheduling pass can place into any environment
 
 
 def child_gate(dependencies: list[Mapping[str, Any]], settled: Settled,
@@ -166,19 +169,32 @@ def progress(size: int, array_status: Mapping[str, Any], pods: Iterable[PodObser
             if started is not None and now_seconds - started >= timeout_seconds:
                 to_stop.append(index)
     in_flight = set(active) | set(creating)
+    open_children = size - len(settled.succeeded | settled.failed | in_flight)
     runnable: list[int] = []
     pending = 0
-    for index in range(size):
-        if settled.done(index) or index in in_flight:
-            continue
-        verdict = gate(index) if gate is not None else None
-        if verdict is None:
-            runnable.append(index)
-        elif verdict == "wait":
-            pending += 1
-        else:
-            fail_child(settled, index, verdict, now)
-    return Progress(settled, active, runnable, pending, to_stop, before != settled.fingerprint())
+    if gate is ALL_WAIT:
+        pending = open_children
+    elif gate is None:
+        # No per-child dependencies: list the lowest runnable children and count the rest.
+        for index in range(size):
+            if len(runnable) >= RUNNABLE_LISTED:
+                break
+            if not settled.done(index) and index not in in_flight:
+                runnable.append(index)
+    else:
+        for index in range(size):
+            if settled.done(index) or index in in_flight:
+                continue
+            verdict = gate(index)
+            if verdict is None:
+                runnable.append(index)
+            elif verdict == "wait":
+                pending += 1
+            else:
+                fail_child(settled, index, verdict, now)
+        open_children = len(runnable)
+    count = 0 if gate is ALL_WAIT else open_children
+    return Progress(settled, active, runnable, pending, to_stop, before != settled.fingerprint(), count)
 
 
 def summary(size: int, p: Progress) -> dict[str, int]:
@@ -188,8 +204,8 @@ def summary(size: int, p: Progress) -> dict[str, int]:
     counts["FAILED"] = len(p.settled.failed)
     running = sum(1 for pod in p.active.values() if pod.running_since)
     counts["RUNNING"] = running
-    counts["STARTING"] = size - counts["SUCCEEDED"] - counts["FAILED"] - running - len(p.runnable) - p.pending
-    counts["RUNNABLE"] = len(p.runnable)
+    counts["STARTING"] = size - counts["SUCCEEDED"] - counts["FAILED"] - running - p.runnable_count - p.pending
+    counts["RUNNABLE"] = p.runnable_count
     counts["PENDING"] = p.pending
     return counts
 
