@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -50,6 +51,36 @@ class Kube:
             except ApiException as exc:
                 metrics.API_ERRORS.labels(verb, str(exc.status)).inc()
                 raise
+
+    async def list_all(self, what: str, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Every BatchJob, or every pod or Job carrying the job-id label, as plain dicts, paginated."""
+        selector = "" if what == "batchjobs" else "barge.dev/job-id"
+        items: list[dict[str, Any]] = []
+        for namespace in namespaces or (None,):
+            token = None
+            while True:
+                page = await self._call("list", what, self._list_page, what, namespace, selector, token)
+                items += page["items"]
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    break
+        return items
+
+    def _list_page(self, what: str, namespace: str | None, selector: str, token: str | None) -> dict[str, Any]:
+        response: Any
+        options: dict[str, Any] = {"limit": 2000, "_continue": token, "label_selector": selector,
+                                   "_preload_content": False}
+        if what == "batchjobs":
+            response = (self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, what, **options)
+                        if namespace else self.custom.list_cluster_custom_object(GROUP, VERSION, what, **options))
+        elif what == "pods":
+            response = (self.core.list_namespaced_pod(namespace, **options) if namespace
+                        else self.core.list_pod_for_all_namespaces(**options))
+        else:
+            response = (self.batch.list_namespaced_job(namespace, **options) if namespace
+                        else self.batch.list_job_for_all_namespaces(**options))
+        page: dict[str, Any] = json.loads(response.data)
+        return page
 
     async def patch_status(self, kind: str, name: str, status: dict[str, Any],
                            namespace: str | None = None) -> dict[str, Any] | None:

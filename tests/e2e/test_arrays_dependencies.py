@@ -71,7 +71,7 @@ def test_array_of_1000_with_two_failing_children_and_a_retry_rule(barge: Barge) 
     with PeakCpu(barge) as peak:
         barge.apply(batch_job("big", "child", jq, arrayProperties={"size": 1000}))
         status = barge.wait_state("big", "SUCCEEDED", "FAILED", timeout=400)
-    assert status["state"] == "FAILED"
+    assert status["state"] == "FAILED" and "arrayProperties" in status, status
     array = status["arrayProperties"]
     assert array["size"] == 1000 and array["failedIndices"] == "7,500"
     assert array["statusSummary"] == {"SUBMITTED": 0, "PENDING": 0, "RUNNABLE": 0, "STARTING": 0, "RUNNING": 0,

@@ -83,10 +83,7 @@ class DependencyMixin:
         return dependencies.job_level(deps, lambda n: self._state_of(record.namespace, n))
 
     def notify_dependents(self: Controller, record: JobRecord) -> None:
-        index = self.store.indexes.get("dependents")
-        if index is None or record.key not in index:
-            return
-        for key in set(index[record.key]):
+        for key in self.store.dependents(record.key):
             self._spawn(self.reconcile_job(key))
 
     async def _reconcile_pending(self: Controller, record: JobRecord) -> None:

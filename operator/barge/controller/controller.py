@@ -28,6 +28,7 @@ from barge.kube import Kube
 log = logging.getLogger("barge.controller")
 TERMINAL = lifecycle.TERMINAL
 ACTIVE = lifecycle.ACTIVE
+REFERENCE_GRACE_SECONDS = 10
 STATE_EVENT_REASONS = {"SUBMITTED": "Submitted", "PENDING": "Pending", "RUNNABLE": "Runnable",
                        "STARTING": "Starting", "RUNNING": "Running", "SUCCEEDED": "Succeeded", "FAILED": "Failed"}
 
@@ -73,6 +74,28 @@ class Controller(DependencyMixin, ArrayMixin):
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- plumbing -------------------------------------------------------------------------
+
+    async def initial_list(self) -> None:
+        """Everything Barge created, listed once before the first scheduling pass, so a restart
+        counts the quota in full; watch events keep it current afterwards."""
+        while True:
+            try:
+                namespaces = self.settings.namespaces
+                for body in await self.kube.list_all("batchjobs", namespaces):
+                    self.store.remember(body)
+                for body in await self.kube.list_all("jobs", namespaces):
+                    self.store.remember_kube_job(body)
+                for body in await self.kube.list_all("pods", namespaces):
+                    self.store.remember_pod(body)
+                break
+            except Exception:
+                log.exception("listing BatchJobs, Jobs and pods failed; retrying")
+                await asyncio.sleep(2)
+        self.store.listed.set()
+        self.kick()
+        for record in self.store.jobs():
+            if record.state not in TERMINAL:
+                self._spawn(self.reconcile_job(record.key))
 
     def kick(self) -> None:
         self._wake.set()
@@ -178,6 +201,11 @@ class Controller(DependencyMixin, ArrayMixin):
         base = {"jobId": record.uid, "createdAt": record.status.get("createdAt") or now_iso(),
                 "jobQueue": record.queue, "attemptCount": 0, "currentAttempt": 1}
         problem = self._admission_problem(record)
+        if problem and "does not exist" in problem and self._young(record):
+            # Watches of different kinds are not ordered: a queue or definition applied together
+            # with the job may reach us just after it. Look again shortly before failing the job.
+            asyncio.get_running_loop().call_later(0.5, self._spawn_reconcile, record.key)
+            return
         if problem:
             await self._write(record, {**base, **self._fail_patch(problem)})
             return
@@ -210,6 +238,13 @@ class Controller(DependencyMixin, ArrayMixin):
             return
         await self._write(record, patch)
         self.kick()
+
+    def _young(self, record: JobRecord) -> bool:
+        created = parse_time(record.created)
+        return created is not None and self.clock() - created < REFERENCE_GRACE_SECONDS
+
+    def _spawn_reconcile(self, key: JobKey) -> None:
+        self._spawn(self.reconcile_job(key))
 
     def _admission_problem(self, record: JobRecord) -> str | None:
         queue = self.store.queue(record.queue)

@@ -11,13 +11,11 @@ import kopf
 from barge.api.models import GROUP, VERSION
 from barge.config import Settings
 from barge.controller.controller import Controller
-from barge.controller.records import EnvironmentRecord, JobRecord, QueueRecord
+from barge.controller.records import EnvironmentRecord, QueueRecord
 from barge.core.jobspec import JOB_ID_LABEL
-from barge.core.lifecycle import observe_kube_job, observe_pod
 from barge.kube import Kube
 
-INDEX_NAMES = ("batchjobs", "batchjob_keys", "dependents", "jobdefinitions", "computeenvironments", "jobqueues",
-               "pods", "jobs")
+INDEX_NAMES = ("jobdefinitions", "computeenvironments", "jobqueues")
 _state: dict[str, Any] = {}
 
 
@@ -49,32 +47,19 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     kube = Kube(ours.api_concurrency)
     ctl = Controller(ours, kube)
     _state["controller"] = ctl
-    _state["scheduler"] = asyncio.get_running_loop().create_task(ctl.run_scheduler())
+    loop = asyncio.get_running_loop()
+    _state["list"] = loop.create_task(ctl.initial_list())
+    _state["scheduler"] = loop.create_task(ctl.run_scheduler())
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
-    task = _state.get("scheduler")
-    if task is not None:
-        task.cancel()
+    for name in ("scheduler", "list"):
+        task = _state.get(name)
+        if task is not None:
+            task.cancel()
     if "controller" in _state:
         controller().kube.close()
-
-
-@kopf.index(GROUP, VERSION, "batchjobs")
-def batchjobs(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): JobRecord.from_body(body)}
-
-
-@kopf.index(GROUP, VERSION, "batchjobs")
-def batchjob_keys(namespace: str, name: str, uid: str, **_: Any) -> dict[Any, Any]:
-    return {uid: (namespace, name)}
-
-
-@kopf.index(GROUP, VERSION, "batchjobs")
-def dependents(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
-    """(namespace, dependency name) -> the jobs that depend on it, to wake them when it changes."""
-    return {(namespace, str(d["jobName"])): (namespace, name) for d in spec.get("dependsOn") or [] if d.get("jobName")}
 
 
 @kopf.index(GROUP, VERSION, "jobdefinitions")
@@ -92,40 +77,36 @@ def jobqueues(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {name: QueueRecord.from_body(body)}
 
 
-@kopf.index("", "v1", "pods", labels={JOB_ID_LABEL: kopf.PRESENT})
-def pods(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {labels[JOB_ID_LABEL]: observe_pod(dict(body))}
-
-
-@kopf.index("batch", "v1", "jobs", labels={JOB_ID_LABEL: kopf.PRESENT})
-def jobs(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {labels[JOB_ID_LABEL]: observe_kube_job(dict(body))}
-
-
 @kopf.on.event(GROUP, VERSION, "batchjobs")
-async def batchjob_event(event: dict[str, Any], namespace: str, name: str, **kwargs: Any) -> None:
+async def batchjob_event(event: dict[str, Any], body: kopf.Body, namespace: str, name: str, **kwargs: Any) -> None:
     ctl = _capture(kwargs)
     if event["type"] == "DELETED":
+        ctl.store.forget((namespace, name))
         ctl.forget((namespace, name))
         return
+    ctl.store.remember(body)
+    await ctl.store.listed.wait()
     await ctl.reconcile_job((namespace, name))
 
 
-async def _owned_event(labels: kopf.Labels, kwargs: dict[str, Any]) -> None:
+async def _owned_event(job_id: str | None, kwargs: dict[str, Any]) -> None:
     ctl = _capture(kwargs)
-    key = ctl.store.job_key_by_uid(labels.get(JOB_ID_LABEL, ""))
+    await ctl.store.listed.wait()
+    key = ctl.store.job_key_by_uid(job_id or "")
     if key is not None:
         await ctl.reconcile_job(key)
 
 
 @kopf.on.event("", "v1", "pods", labels={JOB_ID_LABEL: kopf.PRESENT})
-async def pod_event(labels: kopf.Labels, **kwargs: Any) -> None:
-    await _owned_event(labels, kwargs)
+async def pod_event(event: dict[str, Any], body: kopf.Body, **kwargs: Any) -> None:
+    job_id = controller().store.remember_pod(body, deleted=event["type"] == "DELETED")
+    await _owned_event(job_id, kwargs)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={JOB_ID_LABEL: kopf.PRESENT})
-async def job_event(labels: kopf.Labels, **kwargs: Any) -> None:
-    await _owned_event(labels, kwargs)
+async def job_event(event: dict[str, Any], body: kopf.Body, **kwargs: Any) -> None:
+    job_id = controller().store.remember_kube_job(body, deleted=event["type"] == "DELETED")
+    await _owned_event(job_id, kwargs)
 
 
 @kopf.on.event(GROUP, VERSION, "computeenvironments")

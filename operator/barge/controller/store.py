@@ -1,19 +1,25 @@
-"""What the operator knows: kopf's indexes, plus its own writes until the watch catches up.
+"""What the operator knows about the cluster.
 
-kopf fills the indexes from watch events, so right after Barge patches a job the index may still
-hold the previous version. The overlay keeps the patched object until an event at least as new
-arrives, so a scheduling pass never counts a placed job as RUNNABLE again.
+The few, small kinds (compute environments, queues, definitions) live in kopf's indexes. BatchJobs,
+their pods and Kubernetes Jobs can number in the hundreds of thousands; kopf's index barrier holds
+a toggle per indexed object at startup and wakes every waiter on each change, which does not scale,
+so those live here instead: filled by one paginated list at startup (the scheduler does not run
+before it completes, so the quota is counted in full after any restart), then kept current by watch
+events and by Barge's own writes. A version never replaces a newer one (etcd revisions are integers),
+so a stale event cannot undo a placement Barge has just written.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from barge.controller.records import EnvironmentRecord, JobKey, JobRecord, QueueRecord
-from barge.core.lifecycle import KubeJobObservation, PodObservation
+from barge.controller.records import EnvironmentRecord, JobKey, JobRecord, QueueRecord, resource_version
+from barge.core.lifecycle import KubeJobObservation, PodObservation, observe_kube_job, observe_pod
 
 Index = Mapping[Any, Any]
+JOB_ID_LABEL = "barge.dev/job-id"
 
 
 def _first(index: Index | None, key: Any) -> Any:
@@ -24,50 +30,113 @@ def _first(index: Index | None, key: Any) -> Any:
     return None
 
 
+def _job_id(body: Mapping[str, Any]) -> str | None:
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    value = labels.get(JOB_ID_LABEL)
+    return str(value) if value else None
+
+
 class Store:
     def __init__(self) -> None:
         self.indexes: dict[str, Index] = {}
-        self.overlay: dict[JobKey, JobRecord] = {}
+        self._jobs: dict[JobKey, JobRecord] = {}
+        self._keys_by_uid: dict[str, JobKey] = {}
+        self._dependents: dict[JobKey, set[JobKey]] = {}
+        self._pods: dict[str, dict[str, tuple[int, PodObservation]]] = {}
+        self._kube_jobs: dict[str, dict[str, tuple[int, KubeJobObservation]]] = {}
+        self.listed = asyncio.Event()
 
     @property
     def ready(self) -> bool:
-        return "batchjobs" in self.indexes
+        return self.listed.is_set() and "jobdefinitions" in self.indexes
 
     def capture(self, indexes: Mapping[str, Any]) -> None:
         """Keep kopf's live index objects (handed to every handler) for the scheduling loop."""
-        if not self.ready:
+        if "jobdefinitions" not in self.indexes:
             self.indexes = dict(indexes)
 
-    def remember(self, body: dict[str, Any]) -> JobRecord:
+    # --- BatchJobs ------------------------------------------------------------------------
+
+    def remember(self, body: Mapping[str, Any]) -> JobRecord:
+        """A BatchJob as seen in an event, a list or a write response; never older than what we hold."""
         record = JobRecord.from_body(body)
-        self.overlay[record.key] = record
+        held = self._jobs.get(record.key)
+        if held is not None and held.resource_version > record.resource_version:
+            return held
+        if held is not None and held.uid != record.uid:
+            self._keys_by_uid.pop(held.uid, None)
+        self._jobs[record.key] = record
+        self._keys_by_uid[record.uid] = record.key
+        self._index_dependencies(record)
         return record
 
+    def _index_dependencies(self, record: JobRecord) -> None:
+        for dependency in record.spec.get("dependsOn") or []:
+            name = dependency.get("jobName")
+            if name:
+                self._dependents.setdefault((record.namespace, str(name)), set()).add(record.key)
+
     def forget(self, key: JobKey) -> None:
-        self.overlay.pop(key, None)
+        record = self._jobs.pop(key, None)
+        if record is None:
+            return
+        self._keys_by_uid.pop(record.uid, None)
+        for dependency in record.spec.get("dependsOn") or []:
+            name = dependency.get("jobName")
+            if name:
+                waiting = self._dependents.get((record.namespace, str(name)))
+                if waiting is not None:
+                    waiting.discard(key)
+                    if not waiting:
+                        del self._dependents[(record.namespace, str(name))]
 
     def job(self, key: JobKey) -> JobRecord | None:
-        indexed: JobRecord | None = _first(self.indexes.get("batchjobs"), key)
-        mine = self.overlay.get(key)
-        if mine is None:
-            return indexed
-        if indexed is None:
-            return mine
-        if indexed.resource_version >= mine.resource_version:
-            del self.overlay[key]
-            return indexed
-        return mine
+        return self._jobs.get(key)
 
     def jobs(self) -> Iterator[JobRecord]:
-        index = self.indexes.get("batchjobs") or {}
-        for key in list(index.keys()):
-            record = self.job(key)
-            if record is not None:
-                yield record
+        return iter(list(self._jobs.values()))
 
     def job_key_by_uid(self, uid: str) -> JobKey | None:
-        key: JobKey | None = _first(self.indexes.get("batchjob_keys"), uid)
-        return key
+        return self._keys_by_uid.get(uid)
+
+    def dependents(self, key: JobKey) -> set[JobKey]:
+        return set(self._dependents.get(key, ()))
+
+    # --- pods and Kubernetes Jobs of BatchJobs ------------------------------------------------
+
+    def remember_pod(self, body: Mapping[str, Any], deleted: bool = False) -> str | None:
+        return self._remember_owned(self._pods, body, deleted, observe_pod)
+
+    def remember_kube_job(self, body: Mapping[str, Any], deleted: bool = False) -> str | None:
+        return self._remember_owned(self._kube_jobs, body, deleted, observe_kube_job)
+
+    @staticmethod
+    def _remember_owned(table: dict[str, dict[str, tuple[int, Any]]], body: Mapping[str, Any], deleted: bool,
+                        observe: Any) -> str | None:
+        job_id = _job_id(body)
+        if job_id is None:
+            return None
+        metadata = body.get("metadata") or {}
+        name, version = str(metadata.get("name")), resource_version(metadata)
+        owned = table.setdefault(job_id, {})
+        held = owned.get(name)
+        if held is not None and held[0] > version:
+            return job_id
+        if deleted:
+            owned.pop(name, None)
+            if not owned:
+                del table[job_id]
+        else:
+            owned[name] = (version, observe(dict(body)))
+        return job_id
+
+    def pods(self, job_id: str) -> list[PodObservation]:
+        return [observation for _, observation in self._pods.get(job_id, {}).values()]
+
+    def kube_jobs(self, job_id: str) -> list[KubeJobObservation]:
+        return [observation for _, observation in self._kube_jobs.get(job_id, {}).values()]
+
+    # --- the small kinds, from kopf's indexes -------------------------------------------------
 
     def definition(self, namespace: str, name: str) -> dict[str, Any] | None:
         spec: dict[str, Any] | None = _first(self.indexes.get("jobdefinitions"), (namespace, name))
@@ -88,11 +157,3 @@ class Store:
     def queues(self) -> list[QueueRecord]:
         index = self.indexes.get("jobqueues") or {}
         return [r for k in list(index.keys()) if (r := _first(index, k)) is not None]
-
-    def pods(self, job_id: str) -> list[PodObservation]:
-        index = self.indexes.get("pods")
-        return list(index[job_id]) if index is not None and job_id in index else []
-
-    def kube_jobs(self, job_id: str) -> list[KubeJobObservation]:
-        index = self.indexes.get("jobs")
-        return list(index[job_id]) if index is not None and job_id in index else []
