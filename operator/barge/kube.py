@@ -100,16 +100,18 @@ class Kube:
                 return None
             raise
 
-    async def create_job(self, manifest: dict[str, Any]) -> bool:
-        """Create a Kubernetes Job; False when one of that name already exists."""
+    async def _create(self, resource: str, fn: Any, manifest: dict[str, Any]) -> bool:
+        """Create an object; False when one of that name already exists (names are deterministic)."""
         try:
-            await self._call("create", "jobs", self.batch.create_namespaced_job,
-                             manifest["metadata"]["namespace"], manifest)
+            await self._call("create", resource, fn, manifest["metadata"]["namespace"], manifest)
             return True
         except ApiException as exc:
             if exc.status == 409:
                 return False
             raise
+
+    async def create_job(self, manifest: dict[str, Any]) -> bool:
+        return await self._create("jobs", self.batch.create_namespaced_job, manifest)
 
     async def create_job_returning(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Create a Kubernetes Job, or read the one of that name; returns its body."""
@@ -123,15 +125,7 @@ class Kube:
         return self._api.sanitize_for_serialization(created)
 
     async def create_pod(self, manifest: dict[str, Any]) -> bool:
-        """Create a pod; False when one of that name already exists."""
-        try:
-            await self._call("create", "pods", self.core.create_namespaced_pod,
-                             manifest["metadata"]["namespace"], manifest)
-            return True
-        except ApiException as exc:
-            if exc.status == 409:
-                return False
-            raise
+        return await self._create("pods", self.core.create_namespaced_pod, manifest)
 
     async def delete_pod(self, namespace: str, name: str) -> None:
         try:
