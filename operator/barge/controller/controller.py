@@ -146,6 +146,9 @@ class Controller(DependencyMixin, ArrayMixin):
             self._event(record, new_state, message)
             if new_state in TERMINAL:
                 self.notify_dependents(updated)
+                for attempt in range(1, record.attempt + 1):
+                    self._created_jobs.discard(
+                        f"{record.namespace}/{jobspec.kubernetes_job_name(record.name, attempt)}")
         return updated
 
     def _count_transition(self, record: JobRecord, state: str) -> None:
