@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and as JSON.", epilog="example: barge bench --quick --only p1,p5")
     bench.add_argument("--quick", action="store_true", help="smaller sizes (minutes instead of an hour)")
     bench.add_argument("--only", default="", help="comma-separated subset of ceiling,p1,p2,p3,p4,p5")
+    bench.add_argument("--array-to-completion", action="store_true",
+                       help="P3 also runs the whole array to its end (hours at full size)")
     bench.add_argument("--out", type=Path, default=Path("bench/out/results.json"), help="where to write the JSON")
     return parser
 
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         from barge.bench.run import run
 
-        run(args.quick, [s for s in args.only.split(",") if s], args.out)
+        run(args.quick, [s for s in args.only.split(",") if s], args.out, args.array_to_completion)
         return 0
     if args.command == "operator":
         from barge.controller.main import run_operator
