@@ -21,6 +21,9 @@ class Settings:
     events: bool = True
     standalone: bool = True
     log_level: str = "INFO"
+    leader_election: bool = False
+    leader_election_namespace: str = ""  # empty: the pod's own namespace
+    leader_election_lease_seconds: float = 15.0
 
 
 def _env(name: str, default: str) -> str:
@@ -50,7 +53,19 @@ def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
                         "BatchJob keeps its status after they are gone (env BARGE_KUBERNETES_JOB_TTL)")
     parser.add_argument("--no-events", action="store_true", default=_env("EVENTS", "true") == "false",
                         help="do not post Kubernetes Events (env BARGE_EVENTS=false)")
-    parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level))
+    parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level),
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                        help="DEBUG, INFO, WARNING or ERROR (env BARGE_LOG_LEVEL)")
+    parser.add_argument("--leader-elect", action="store_true", dest="leader_election",
+                        default=_env("LEADER_ELECT", "false") == "true",
+                        help="run only while holding the Lease 'barge-operator' (for more than one replica; "
+                        "env BARGE_LEADER_ELECT=true)")
+    parser.add_argument("--leader-election-namespace",
+                        default=_env("LEADER_ELECTION_NAMESPACE", d.leader_election_namespace),
+                        help="namespace of the Lease (default: the pod's own; env BARGE_LEADER_ELECTION_NAMESPACE)")
+    parser.add_argument("--leader-election-lease-seconds", type=float,
+                        default=float(_env("LEADER_ELECTION_LEASE_SECONDS", str(d.leader_election_lease_seconds))),
+                        help="how long a standby waits for a silent leader before taking over")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -63,4 +78,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         kubernetes_job_ttl_seconds=args.kubernetes_job_ttl,
         events=not args.no_events,
         log_level=args.log_level,
+        leader_election=args.leader_election,
+        leader_election_namespace=args.leader_election_namespace,
+        leader_election_lease_seconds=args.leader_election_lease_seconds,
     )

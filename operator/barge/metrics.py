@@ -24,3 +24,4 @@ QUOTA_USED = Gauge("barge_quota_used", "Admitted requests in a compute environme
                    ["compute_environment", "resource"])
 API_ERRORS = Counter("barge_kubernetes_api_errors_total", "Kubernetes API errors", ["verb", "code"])
 API_REQUESTS = Counter("barge_kubernetes_api_requests_total", "Kubernetes API writes", ["verb", "resource"])
+LEADER = Gauge("barge_leader", "1 while this replica holds the leader lease (always 1 without leader election)")
