@@ -16,3 +16,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.unit)
         elif parts[0] == "e2e":
             item.add_marker(pytest.mark.e2e)
+            if parts[1] == "realnode":
+                item.add_marker(pytest.mark.realnode)

@@ -21,6 +21,8 @@ def compute_environment(name: str, max_vcpus: int, pool: str = "cpu", state: str
     spec: dict[str, Any] = {"maxvCpus": max_vcpus, "nodeSelector": {"barge.dev/pool": pool}, **resources}
     if pool == "gpu":
         spec.setdefault("tolerations", [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    if pool == "real":
+        spec.setdefault("tolerations", [{"key": "barge.dev/real-node", "operator": "Exists", "effect": "NoSchedule"}])
     return {"apiVersion": API, "kind": "ComputeEnvironment", "metadata": {"name": name},
             "spec": {"type": "UNMANAGED", "state": state, "computeResources": spec}}
 

@@ -21,6 +21,17 @@ from tests.e2e.kube import Cluster, eventually
 ROOT = Path(__file__).resolve().parents[2]
 METRICS_PORT = 19091  # the test operator's /metrics on 127.0.0.1
 
+# The Helm tier installs the chart and runs around the whole suite: scripts/test-helm runs it.
+collect_ignore = [] if os.environ.get("BARGE_E2E_HELM") == "1" else ["helm"]
+
+
+def metrics_url() -> str | None:
+    """Where the operator's /metrics is: the local test operator's, or BARGE_E2E_METRICS_URL for an
+    installed one (None when an installed operator's endpoint was not given)."""
+    if os.environ.get("BARGE_E2E_OPERATOR") == "external":
+        return os.environ.get("BARGE_E2E_METRICS_URL")
+    return f"http://127.0.0.1:{METRICS_PORT}/metrics"
+
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:

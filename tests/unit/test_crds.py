@@ -12,10 +12,11 @@ CRDS = Path(__file__).resolve().parents[2] / "crds"
 
 
 def test_committed_crds_match_the_models() -> None:
-    for kind in crdgen.KINDS:
-        path = CRDS / crdgen.file_name(kind)
-        assert path.read_text() == crdgen.render(kind), (
-            f"{path.name} is stale: run `python -m barge.api.crdgen` and commit the result")
+    for target in crdgen.TARGETS:  # crds/ and the Helm chart's copy
+        for kind in crdgen.KINDS:
+            path = target / crdgen.file_name(kind)
+            assert path.read_text() == crdgen.render(kind), (
+                f"{path} is stale: run `python -m barge.api.crdgen` and commit the result")
 
 
 def _walk(node: object, path: str = "") -> list[str]:

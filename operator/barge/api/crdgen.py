@@ -1,4 +1,4 @@
-"""Generate crds/*.yaml from the pydantic models: `python -m barge.api.crdgen [out_dir]`.
+"""Generate crds/*.yaml (and the Helm chart's copy) from the pydantic models: `python -m barge.api.crdgen`.
 
 pydantic emits JSON Schema with $refs, anyOf-null for optionals and titles; Kubernetes wants
 structural OpenAPI v3: everything inlined, every node typed, no nulls.
@@ -171,7 +171,10 @@ def write_all(out_dir: Path) -> list[Path]:
     return written
 
 
+ROOT = Path(__file__).resolve().parents[3]
+TARGETS = (ROOT / "crds", ROOT / "helm" / "barge" / "files" / "crds")
+
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[3] / "crds"
-    for p in write_all(target):
-        print(p)
+    for target in [Path(a) for a in sys.argv[1:]] or TARGETS:
+        for p in write_all(target):
+            print(p)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 from pathlib import Path
 
-from barge.dev import build, cluster
+from barge.dev import build, cluster, images, realnode
 from barge.dev.pools import PoolConfigError
 
 
@@ -25,16 +27,40 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--pools", type=Path, help="node pool config (default: the built-in cpu and gpu pools)")
     up.add_argument("--default-rate-limits", action="store_true",
                     help="keep upstream client rate limits (20 QPS) in the controllers and scheduler")
+    up.add_argument("--real-node", action="store_true",
+                    help=f"also run one real node (kubelet + containerd; needs root), pool {realnode.POOL}, "
+                    f"tainted {realnode.TAINT_KEY}=true:NoSchedule")
     actions.add_parser("down", help="stop every process of the cluster and wipe its data")
     actions.add_parser("status", help="show which components run, as JSON")
     actions.add_parser("kubeconfig", help="print the path of the cluster's kubeconfig")
-    actions.add_parser("build", help="build the binaries into the cache only")
+    build_cmd = actions.add_parser("build", help="build the binaries into the cache only")
+    build_cmd.add_argument("--all", action="store_true", help="also kubelet (the real node) and helm")
+    helm = dev_sub.add_parser("helm", help="run the project's pinned helm (built once) against the local cluster",
+                              epilog="example: barge dev helm -- lint helm/barge")
+    helm.add_argument("helm_args", nargs=argparse.REMAINDER, help="arguments for helm")
+
+    image = dev_sub.add_parser(
+        "image", help="build images without a registry and load them into the real node",
+        description="Build an image from a Dockerfile with buildah (FROM debian:bookworm-slim is made here with "
+        "debootstrap) and import it into the real node's containerd. Cached by content: an unchanged "
+        "Dockerfile and context is not rebuilt.",
+        epilog="example: barge dev image build -t localhost/barge/operator:dev .")
+    image_actions = image.add_subparsers(dest="action", required=True)
+    image_build = image_actions.add_parser("build", help="build (if changed) and load into the real node")
+    image_build.add_argument("context", type=Path, nargs="?", default=Path("."))
+    image_build.add_argument("-f", "--file", type=Path, help="the Dockerfile (default: CONTEXT/Dockerfile)")
+    image_build.add_argument("-t", "--tag", required=True, help="the image name, e.g. localhost/barge/operator:dev")
+    image_build.add_argument("--no-load", action="store_true", help="build only; do not import into containerd")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dev_command == "image":
+        return run_image(args)
+    if args.dev_command == "helm":
+        return run_helm(args.helm_args)
     try:
         if args.action == "up":
-            options = cluster.default_options(args.pools, 20 if args.default_rate_limits else 5000)
+            options = cluster.default_options(args.pools, 20 if args.default_rate_limits else 5000, args.real_node)
             print(cluster.up(options))
         elif args.action == "down":
             cluster.down()
@@ -45,8 +71,49 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "kubeconfig":
             print(cluster.kubeconfig_path())
         elif args.action == "build":
-            build.ensure_built()
-    except (cluster.ClusterError, build.BuildError, PoolConfigError) as exc:
+            build.ensure_built(build.DEFAULT_COMPONENTS + ((build.KUBELET, build.HELM) if args.all else ()))
+    except (cluster.ClusterError, build.BuildError, PoolConfigError, images.ImageError,
+            realnode.RealNodeError) as exc:
         print(f"error: {exc}")
         return 2
     return 0
+
+
+def run_image(args: argparse.Namespace) -> int:
+    reason = realnode.unavailable_reason()
+    if reason:
+        print(f"error: cannot build images here: {reason}")
+        return 2
+    dockerfile = args.file or args.context / "Dockerfile"
+    if not dockerfile.is_file():
+        print(f"error: no Dockerfile at {dockerfile}")
+        return 2
+    try:
+        realnode.install_packages(lambda m: print(m, flush=True))
+        images.build_image(dockerfile, args.context, args.tag)
+        print(f"{args.tag}: {images.image_size(args.tag)}")
+        if not args.no_load:
+            state = cluster.state_dir()
+            if not realnode.containerd_ready(state):
+                print("error: the real node is not running; start it with `barge dev cluster up --real-node` "
+                      "(or pass --no-load)")
+                return 2
+            loaded = images.load_image(state, args.tag)
+            print(f"{args.tag}: {'imported into' if loaded else 'already in'} the real node's containerd")
+    except (images.ImageError, realnode.RealNodeError) as exc:
+        print(f"error: {exc}")
+        return 2
+    return 0
+
+
+def run_helm(helm_args: list[str]) -> int:
+    try:
+        build.ensure_built((build.HELM,))
+    except build.BuildError as exc:
+        print(f"error: {exc}")
+        return 2
+    env = {**os.environ}
+    env.setdefault("KUBECONFIG", str(cluster.kubeconfig_path()))
+    if helm_args[:1] == ["--"]:
+        helm_args = helm_args[1:]
+    return subprocess.run([str(build.binary("helm")), *helm_args], env=env).returncode

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import threading
+import time
 
 import kopf
 import kubernetes
@@ -24,7 +26,7 @@ def run_operator(args: argparse.Namespace) -> int:
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     handlers.configure(settings)
     if settings.metrics_port:
-        prometheus_client.start_http_server(settings.metrics_port, addr=settings.metrics_address)
+        serve_metrics(settings.metrics_address, settings.metrics_port)
     elector = lead(settings) if settings.leader_election else None
     if elector is None:
         metrics.LEADER.set(1)
@@ -38,6 +40,27 @@ def run_operator(args: argparse.Namespace) -> int:
         if elector is not None:
             elector.release()
     return 0
+
+
+def serve_metrics(address: str, port: int, retry_seconds: float = 5.0) -> None:
+    """Serve /metrics; while the port is taken, keep trying in the background. Two replicas that share
+    the host's network (the local cluster's real node) take turns: the standby serves once the leader exits."""
+    log = logging.getLogger(__name__)
+
+    def attempt() -> bool:
+        try:
+            prometheus_client.start_http_server(port, addr=address)
+            return True
+        except OSError as exc:
+            log.warning("metrics endpoint %s:%s not available yet: %s", address, port, exc)
+            return False
+
+    def retry() -> None:
+        while not attempt():
+            time.sleep(retry_seconds)
+
+    if not attempt():
+        threading.Thread(target=retry, name="metrics-bind", daemon=True).start()
 
 
 def lead(settings: Settings) -> leader.LeaderElector:

@@ -49,11 +49,12 @@ CONTROL_PLANE = Component(
 KUBELET = Component("kubelet", versions.KUBERNETES, ("kubelet",))
 ETCD = Component("etcd", versions.ETCD, ("etcd",))
 KWOK = Component("kwok", versions.KWOK, ("kwok", "stages/pod/general/pod-complete.yaml"))
+HELM = Component("helm", versions.HELM, ("helm",))
 DEFAULT_COMPONENTS = (CONTROL_PLANE, ETCD, KWOK)
 
 
 def binary(name: str) -> Path:
-    for component in (CONTROL_PLANE, KUBELET, ETCD, KWOK):
+    for component in (CONTROL_PLANE, KUBELET, ETCD, KWOK, HELM):
         if name in component.binaries:
             return component.bin_dir / name
     raise KeyError(name)
@@ -198,8 +199,13 @@ def _build_kwok(component: Component, go: str) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)  # the module cache is read-only
 
 
+def _build_helm(component: Component, go: str) -> None:
+    _run([go, "install", f"helm.sh/helm/v4/cmd/helm@{component.version}"], cache_root(),
+         "compile helm", {"GOBIN": str(component.bin_dir), "CGO_ENABLED": "0"})
+
+
 _BUILDERS = {"kubernetes": _build_kubernetes, "kubelet": _build_kubernetes,
-             "etcd": _build_etcd, "kwok": _build_kwok}
+             "etcd": _build_etcd, "kwok": _build_kwok, "helm": _build_helm}
 
 
 def ensure_built(components: tuple[Component, ...] = DEFAULT_COMPONENTS) -> None:

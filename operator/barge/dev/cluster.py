@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from barge.dev import build, certs, stages
+from barge.dev import build, certs, images, realnode, stages
 from barge.dev.pools import POOL_LABEL, PoolConfig, load_pools, node_manifest
 
 HOST = "127.0.0.1"
@@ -49,6 +49,8 @@ class Options:
     # Client rate limits of kube-controller-manager and kube-scheduler. Upstream defaults (20 QPS)
     # hold the Job controller to ~10 pods/s; the local cluster lifts them unless asked not to.
     client_qps: int = 5000
+    # One node run by a real kubelet with containerd, next to the kwok pools (needs root).
+    real_node: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,21 @@ def _etcd_argv(state: Path, _: Options) -> list[str]:
     ]
 
 
+# Requests of service accounts only (an installed operator, not the test client or the controllers),
+# at Metadata level: who did what to which resource. The Helm tier checks the chart's RBAC against it.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata", "userGroups": ["system:serviceaccounts"]}, {"level": "None"}],
+}
+
+
+def audit_log_path(state: Path | None = None) -> Path:
+    return (state or state_dir()) / "logs" / "audit.log"
+
+
 def _apiserver_argv(state: Path, _: Options) -> list[str]:
+    policy = state / "audit-policy.yaml"
+    policy.write_text(yaml.safe_dump(AUDIT_POLICY))
     return [
         str(build.binary("kube-apiserver")), f"--etcd-servers=http://{HOST}:2379",
         f"--bind-address={HOST}", f"--advertise-address={HOST}", f"--secure-port={APISERVER_PORT}",
@@ -89,6 +105,8 @@ def _apiserver_argv(state: Path, _: Options) -> list[str]:
         f"--kubelet-client-certificate={_cert(state, 'apiserver-kubelet-client.crt')}",
         f"--kubelet-client-key={_cert(state, 'apiserver-kubelet-client.key')}",
         f"--kubelet-certificate-authority={_cert(state, 'ca.crt')}",
+        f"--audit-policy-file={policy}", f"--audit-log-path={audit_log_path(state)}", "--audit-log-format=json",
+        "--audit-log-maxsize=200", "--audit-log-maxbackup=2",
     ]
 
 
@@ -197,7 +215,7 @@ def cluster_processes(state: Path | None = None) -> dict[int, str]:
         argv = _cmdline(int(entry.name))
         if argv and any(marker in arg for arg in argv[1:]):
             name = Path(argv[0]).name
-            if any(c.name == name for c in COMPONENTS):
+            if any(c.name == name for c in COMPONENTS) or name in realnode.PROCESS_NAMES:
                 found[int(entry.name)] = name
     return found
 
@@ -354,12 +372,15 @@ def up(options: Options) -> Path:
     sync_nodes(options.pools)
     if old_holders is not None:
         wait_for_node_leases([n for pool in options.pools.pools for n in pool.node_names()], old_holders)
+    if options.real_node:
+        real_node_up(state)
     _say(f"cluster up in {time.monotonic() - started:.1f}s; export KUBECONFIG={state / 'kubeconfig'}")
     return state / "kubeconfig"
 
 
 def down(wipe: bool = True) -> list[int]:
     state = state_dir()
+    real_node_down(state)
     pids = stop_processes(state)
     if wipe:
         for folder in ("etcd", "run"):
@@ -368,14 +389,82 @@ def down(wipe: bool = True) -> list[int]:
     return pids
 
 
+# --- the real node --------------------------------------------------------------------------------
+
+REAL_NODE_COMPONENTS = (
+    Component("containerd", (), lambda state, _: realnode.containerd_argv(state), realnode.containerd_ready),
+    Component("kubelet", (10250, realnode.KUBELET_HEALTHZ), lambda state, _: realnode.kubelet_argv(state),
+              realnode.kubelet_ready),
+)
+
+
+def real_node_up(state: Path, timeout: float = 120) -> None:
+    reason = realnode.unavailable_reason()
+    if reason:
+        raise ClusterError(f"cannot run the real node: {reason}")
+    started = time.monotonic()
+    realnode.install_packages(_say)
+    build.ensure_built((build.KUBELET,))
+    realnode.write_config(state)
+    images.ensure_pause()
+    images.ensure_worker()
+    running = set(cluster_processes(state).values())
+    for component in REAL_NODE_COMPONENTS:
+        if component.name not in running:
+            _say(f"starting {component.name}")
+            _start(component, state, Options(pools=PoolConfig(pools=[])))
+        _wait_ready(component, state, timeout=60)
+        if component.name == "containerd":
+            for image in (realnode.PAUSE_IMAGE, images.WORKER_IMAGE):
+                images.load_image(state, image)
+    deadline = time.monotonic() + timeout
+    while not kubectl("get", "node", realnode.NODE_NAME, "--ignore-not-found", "-o", "name").strip():
+        if time.monotonic() > deadline:
+            raise ClusterError(f"the kubelet did not register {realnode.NODE_NAME}; "
+                               f"see {state / 'logs' / 'kubelet.log'}")
+        time.sleep(0.5)
+    # kubelet refuses a loopback node IP, so it reports no address and `kubectl logs` could not reach it.
+    kubectl("patch", "node", realnode.NODE_NAME, "--subresource=status", "--type=merge", "-p", json.dumps(
+        {"status": {"addresses": [{"type": "InternalIP", "address": HOST},
+                                  {"type": "Hostname", "address": realnode.NODE_NAME}]}}))
+    kubectl("wait", "--for=condition=Ready", f"--timeout={timeout:.0f}s", f"node/{realnode.NODE_NAME}")
+    _say(f"real node {realnode.NODE_NAME} Ready in {time.monotonic() - started:.1f}s "
+         f"(pool {realnode.POOL}, taint {realnode.TAINT_KEY}=true:NoSchedule)")
+
+
+def real_node_down(state: Path) -> None:
+    """Stop kubelet, every container and containerd; unmount what they mounted."""
+    processes = {pid: name for pid, name in cluster_processes(state).items() if name in realnode.PROCESS_NAMES}
+    by_name: dict[str, set[int]] = {}
+    for pid, name in processes.items():
+        by_name.setdefault(name, set()).add(pid)
+    for name in ("kubelet", "containerd"):
+        for pid in by_name.get(name, set()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        realnode.wait_gone(by_name.get(name, set()))
+    realnode.kill_containers(by_name.get("containerd-shim-runc-v2", set()))
+    realnode.wait_gone(set(processes))
+    if realnode.folder(state).is_dir():
+        realnode.unmount_all(state)
+        subprocess.run(["rm", "-rf", str(realnode.folder(state) / "kubelet"),
+                        str(realnode.folder(state) / "containerd-state")], check=False)
+    if processes:
+        _say(f"real node stopped ({len(processes)} processes)")
+
+
 def status() -> dict[str, object]:
     state = state_dir()
     running = {name: pid for pid, name in cluster_processes(state).items()}
     components = {c.name: {"pid": running.get(c.name), "running": c.name in running,
                            "ready": c.name in running and c.ready(state)} for c in COMPONENTS}
+    real_node = {c.name: {"pid": running.get(c.name), "running": c.name in running,
+                          "ready": c.name in running and c.ready(state)} for c in REAL_NODE_COMPONENTS}
     return {"kubeconfig": str(state / "kubeconfig"), "components": components,
-            "up": all(v["ready"] for v in components.values())}
+            "up": all(v["ready"] for v in components.values()),
+            "real_node": real_node if any(v["running"] for v in real_node.values()) else None}
 
 
-def default_options(pools_file: Path | None = None, client_qps: int = 5000) -> Options:
-    return Options(pools=load_pools(pools_file) if pools_file else load_pools(), client_qps=client_qps)
+def default_options(pools_file: Path | None = None, client_qps: int = 5000, real_node: bool = False) -> Options:
+    return Options(pools=load_pools(pools_file) if pools_file else load_pools(), client_qps=client_qps,
+                   real_node=real_node)

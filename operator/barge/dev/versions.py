@@ -3,8 +3,9 @@
 KUBERNETES = "v1.35.4"
 ETCD = "v3.6.16"
 KWOK = "v0.8.0"
+HELM = "v4.3.1"
 
 # The staging modules of k8s.io/kubernetes are published as v0.<minor>.<patch>.
 STAGING = "v0." + KUBERNETES.removeprefix("v1.")
 
-ALL = {"kubernetes": KUBERNETES, "etcd": ETCD, "kwok": KWOK}
+ALL = {"kubernetes": KUBERNETES, "etcd": ETCD, "kwok": KWOK, "helm": HELM}
