@@ -150,14 +150,15 @@ def _prepare_k8s_module(go: str, workdir: Path) -> None:
     (workdir / "go.mod").write_text("\n".join(lines) + "\n")
     (workdir / "tools.go").write_text(
         "//go:build tools\n\npackage tools\n\n"
-        + "".join(f'import _ "k8s.io/kubernetes/cmd/{b}"\n' for b in CONTROL_PLANE.binaries)
+        + "".join(f'import _ "k8s.io/kubernetes/cmd/{b}"\n' for b in CONTROL_PLANE.binaries + KUBELET.binaries)
     )
 
 
 def _build_kubernetes(component: Component, go: str) -> None:
     workdir = cache_root() / "src" / f"k8s-{versions.KUBERNETES}"
     workdir.mkdir(parents=True, exist_ok=True)
-    if not (workdir / "go.sum").is_file():
+    tools = workdir / "tools.go"
+    if not (workdir / "go.sum").is_file() or "cmd/kubelet" not in (tools.read_text() if tools.is_file() else ""):
         _prepare_k8s_module(go, workdir)
         _run([go, "mod", "tidy"], workdir, "resolve modules (about 700 MB on a cold cache)")
     packages = [f"k8s.io/kubernetes/cmd/{b}" for b in component.missing()]

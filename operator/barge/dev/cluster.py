@@ -423,10 +423,12 @@ def real_node_up(state: Path, timeout: float = 120) -> None:
             raise ClusterError(f"the kubelet did not register {realnode.NODE_NAME}; "
                                f"see {state / 'logs' / 'kubelet.log'}")
         time.sleep(0.5)
-    # kubelet refuses a loopback node IP, so it reports no address and `kubectl logs` could not reach it.
+    # kubelet refuses a loopback node IP; with an external cloud provider it leaves the addresses to us
+    # (so the apiserver reaches it on 127.0.0.1 for logs) and taints the node until someone initializes it.
     kubectl("patch", "node", realnode.NODE_NAME, "--subresource=status", "--type=merge", "-p", json.dumps(
         {"status": {"addresses": [{"type": "InternalIP", "address": HOST},
                                   {"type": "Hostname", "address": realnode.NODE_NAME}]}}))
+    kubectl("taint", "node", realnode.NODE_NAME, f"{realnode.UNINITIALIZED_TAINT}-", check=False)
     kubectl("wait", "--for=condition=Ready", f"--timeout={timeout:.0f}s", f"node/{realnode.NODE_NAME}")
     _say(f"real node {realnode.NODE_NAME} Ready in {time.monotonic() - started:.1f}s "
          f"(pool {realnode.POOL}, taint {realnode.TAINT_KEY}=true:NoSchedule)")

@@ -34,6 +34,7 @@ BRIDGE = "barge0"
 KUBELET_HEALTHZ = 10248
 PAUSE_IMAGE = "localhost/barge/pause:catatonit"
 PROCESS_NAMES = ("containerd", "kubelet", "containerd-shim-runc-v2")
+UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
 
 
 class RealNodeError(RuntimeError):
@@ -181,7 +182,10 @@ def kubelet_argv(state: Path) -> list[str]:
     node = folder(state)
     return [str(build.binary("kubelet")), f"--config={node / 'kubelet.yaml'}",
             f"--kubeconfig={node / 'kubelet.kubeconfig'}", f"--root-dir={node / 'kubelet'}",
-            f"--hostname-override={NODE_NAME}", f"--node-labels=barge.dev/pool={POOL}", "--v=1"]
+            f"--hostname-override={NODE_NAME}", f"--node-labels=barge.dev/pool={POOL}", "--v=1",
+            # Without it the kubelet reports the machine's own address, and it will not listen there.
+            # With it, addresses are left to us (set to 127.0.0.1 once the node registers).
+            "--cloud-provider=external"]
 
 
 def ctr(state: Path, *args: str, check: bool = True, timeout: float = 300) -> str:

@@ -30,7 +30,7 @@ def real(barge: Barge, real_node: str) -> tuple[Barge, str, str]:
 
 
 def logs(barge: Barge, pod: str) -> str:
-    return barge.cluster.kubectl("logs", "-n", barge.namespace, pod)
+    return barge.cluster.kubectl("logs", "-n", barge.namespace, pod).stdout
 
 
 def test_aws_style_script_sees_its_environment_and_its_output_comes_back(real: tuple[Barge, str, str]) -> None:
