@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_up_twice_down_twice_and_repair(cluster: Cluster) -> None:
     assert time.monotonic() - started < 60, "a second up on a running cluster must be quick"
     assert "starting" not in second.stderr, "a second up must not restart running components"
 
-    before = local.cluster_processes()
+    before = {pid: name for pid, name in local.cluster_processes().items() if name not in local.realnode.PROCESS_NAMES}
     assert sorted(before.values()) == sorted(c.name for c in local.COMPONENTS)
 
     scheduler_pid = next(pid for pid, name in before.items() if name == "kube-scheduler")
@@ -69,6 +70,43 @@ def test_up_twice_down_twice_and_repair(cluster: Cluster) -> None:
     assert back.returncode == 0, back.stdout + back.stderr
     eventually(lambda: len(cluster.core.list_node(label_selector="type=kwok").items) == 6, 60,
                message="nodes after a fresh up")
+
+
+def _mounts_under(*folders: str) -> list[str]:
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [p for p in points if p.startswith(folders) or p.startswith("/run/netns/cni-")]
+
+
+@pytest.mark.realnode
+def test_down_stops_the_real_node_its_containers_and_mounts(cluster: Cluster) -> None:
+    from barge.dev import cluster as local
+    from barge.dev import realnode
+
+    reason = realnode.unavailable_reason()
+    if reason:
+        pytest.skip(f"no real node on this machine: {reason}")
+    up = barge("dev", "cluster", "up", "--real-node")
+    assert up.returncode == 0, up.stdout + up.stderr
+    cluster.apply([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper", "namespace": "default"},
+                    "spec": {"nodeSelector": {"barge.dev/pool": "real"}, "tolerations": [{"operator": "Exists"}],
+                             "containers": [{"name": "main", "image": "localhost/barge/worker:busybox",
+                                             "imagePullPolicy": "Never", "command": ["sleep", "3599"]}]}}])
+    eventually(lambda: cluster.core.read_namespaced_pod("sleeper", "default").status.phase == "Running", 60,
+               message="a real container running")
+    processes = {pid: name for pid, name in local.cluster_processes().items() if name in realnode.PROCESS_NAMES}
+    assert sorted(set(processes.values())) == ["containerd", "containerd-shim-runc-v2", "kubelet"]
+    sleepers = [pid for pid in realnode.descendants(set(processes))
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep")]
+    assert sleepers, "the container's process runs under its shim"
+    node_folders = (str(realnode.folder(local.state_dir())), str(realnode.containerd_root()))
+    assert _mounts_under(*node_folders), "containerd mounted the container's root filesystem"
+
+    down = barge("dev", "cluster", "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not any(alive(pid) for pid in [*processes, *sleepers]), "down leaves no process of the node"
+    assert _mounts_under(*node_folders) == []
+    back = barge("dev", "cluster", "up")
+    assert back.returncode == 0, back.stdout + back.stderr
 
 
 def test_port_in_use_is_reported_with_the_port(cluster: Cluster) -> None:

@@ -175,6 +175,12 @@ class Bench:
             if not token:
                 return items
 
+    def queue_states(self, queue: str) -> dict[str, int]:
+        """BatchJobs per state in a queue, from the operator's barge_jobs gauge. Listing 10,000 BatchJobs
+        every few seconds would load the apiserver enough to slow down what is being measured."""
+        prefix = f'barge_jobs{{queue="{queue}",state="'
+        return {k[len(prefix):].split('"')[0]: int(v) for k, v in self.metrics().items() if k.startswith(prefix)}
+
     def count_states(self, namespace: str) -> dict[str, int]:
         counts: dict[str, int] = {}
         for job in self.batchjobs(namespace):
@@ -272,7 +278,7 @@ class Bench:
         self.environment(ns, 100_000, state="DISABLED")
         self.definition(ns, "tiny", cpu="10m")
         self.submit(ns, [f"j-{i}" for i in range(n)], "tiny", ns)
-        self.wait(lambda: self.count_states(ns).get("RUNNABLE", 0) >= n, 1800, "P1 jobs RUNNABLE", interval=1)
+        self.wait(lambda: self.queue_states(ns).get("RUNNABLE", 0) >= n, 1800, "P1 jobs RUNNABLE", interval=1)
         before = self.writes()
         started = time.monotonic()
         self.environment(ns, 100_000, state="ENABLED")
@@ -299,7 +305,7 @@ class Bench:
         names = [f"j-{i}" for i in range(n)]
         started = time.monotonic()
         threading.Thread(target=self.submit, args=(ns, names, "one", ns), daemon=True).start()
-        self.wait(lambda: self.count_states(ns).get("SUCCEEDED", 0) >= n, 7200, "P2 jobs to succeed", interval=3)
+        self.wait(lambda: self.queue_states(ns).get("SUCCEEDED", 0) >= n, 7200, "P2 jobs to succeed", interval=1)
         seconds = time.monotonic() - started
         self.results |= {"p2_total_s": round(seconds, 1), "p2_admitted_per_s": round(n / seconds, 2),
                          "p2_jobs": n}
@@ -367,7 +373,7 @@ class Bench:
         self.submit(ns, ["blocker"], "blocker", ns)
         names = [f"j-{i}" for i in range(n)]
         self.submit(ns, names, "blocker", ns)
-        self.wait(lambda: self.count_states(ns).get("RUNNABLE", 0) >= n, 7200, "P4 jobs RUNNABLE", interval=5)
+        self.wait(lambda: self.queue_states(ns).get("RUNNABLE", 0) >= n, 7200, "P4 jobs RUNNABLE", interval=5)
         before = self.metrics()
         time.sleep(observe_seconds)  # periodic passes over the full queue
         after = self.metrics()

@@ -28,7 +28,12 @@ from barge.dev import build, certs, images, realnode, stages
 from barge.dev.pools import POOL_LABEL, PoolConfig, load_pools, node_manifest
 
 HOST = "127.0.0.1"
-APISERVER_PORT = 6443
+# A second cluster beside the first (say, a long benchmark while tests run) takes another state folder
+# (BARGE_CLUSTER_DIR) and shifts every port by BARGE_CLUSTER_PORT_OFFSET.
+PORT_OFFSET = int(os.environ.get("BARGE_CLUSTER_PORT_OFFSET", "0"))
+ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379 + PORT_OFFSET, 2380 + PORT_OFFSET
+APISERVER_PORT = 6443 + PORT_OFFSET
+CONTROLLER_MANAGER_PORT, SCHEDULER_PORT, KWOK_PORT = 10257 + PORT_OFFSET, 10259 + PORT_OFFSET, 10247 + PORT_OFFSET
 
 
 class ClusterError(RuntimeError):
@@ -68,9 +73,11 @@ def _cert(state: Path, name: str) -> str:
 def _etcd_argv(state: Path, _: Options) -> list[str]:
     return [
         str(build.binary("etcd")), "--name=barge", f"--data-dir={state / 'etcd'}",
-        f"--listen-client-urls=http://{HOST}:2379", f"--advertise-client-urls=http://{HOST}:2379",
-        f"--listen-peer-urls=http://{HOST}:2380", f"--initial-advertise-peer-urls=http://{HOST}:2380",
-        f"--initial-cluster=barge=http://{HOST}:2380", "--unsafe-no-fsync=true",
+        f"--listen-client-urls=http://{HOST}:{ETCD_CLIENT_PORT}",
+        f"--advertise-client-urls=http://{HOST}:{ETCD_CLIENT_PORT}",
+        f"--listen-peer-urls=http://{HOST}:{ETCD_PEER_PORT}",
+        f"--initial-advertise-peer-urls=http://{HOST}:{ETCD_PEER_PORT}",
+        f"--initial-cluster=barge=http://{HOST}:{ETCD_PEER_PORT}", "--unsafe-no-fsync=true",
         "--quota-backend-bytes=8589934592", "--log-level=warn",
     ]
 
@@ -91,7 +98,7 @@ def _apiserver_argv(state: Path, _: Options) -> list[str]:
     policy = state / "audit-policy.yaml"
     policy.write_text(yaml.safe_dump(AUDIT_POLICY))
     return [
-        str(build.binary("kube-apiserver")), f"--etcd-servers=http://{HOST}:2379",
+        str(build.binary("kube-apiserver")), f"--etcd-servers=http://{HOST}:{ETCD_CLIENT_PORT}",
         f"--bind-address={HOST}", f"--advertise-address={HOST}", f"--secure-port={APISERVER_PORT}",
         f"--tls-cert-file={_cert(state, 'apiserver.crt')}",
         f"--tls-private-key-file={_cert(state, 'apiserver.key')}",
@@ -123,7 +130,7 @@ def _controller_manager_argv(state: Path, options: Options) -> list[str]:
     return [
         str(build.binary("kube-controller-manager")), f"--kubeconfig={kubeconfig}",
         f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-        f"--bind-address={HOST}", "--leader-elect=false",
+        f"--bind-address={HOST}", f"--secure-port={CONTROLLER_MANAGER_PORT}", "--leader-elect=false",
         f"--service-account-private-key-file={_cert(state, 'sa.key')}",
         f"--root-ca-file={_cert(state, 'ca.crt')}", f"--controllers={','.join(CONTROLLERS)}",
         f"--kube-api-qps={options.client_qps}", f"--kube-api-burst={options.client_qps}",
@@ -141,6 +148,7 @@ def _scheduler_argv(state: Path, options: Options) -> list[str]:
     }))
     kubeconfig = str(state / "kubeconfig")
     return [str(build.binary("kube-scheduler")), f"--config={config}", f"--bind-address={HOST}",
+            f"--secure-port={SCHEDULER_PORT}",
             f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}"]
 
 
@@ -151,7 +159,7 @@ def _kwok_argv(state: Path, _: Options) -> list[str]:
         str(build.binary("kwok")), f"--kubeconfig={state / 'kubeconfig'}", f"--config={config}",
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        f"--node-ip={HOST}", f"--server-address={HOST}:10247",
+        f"--node-ip={HOST}", f"--server-address={HOST}:{KWOK_PORT}",
     ]
 
 
@@ -177,21 +185,21 @@ def _insecure_ok(url: str) -> bool:
 
 def _etcd_ready(_: Path) -> bool:
     try:
-        with urllib.request.urlopen(f"http://{HOST}:2379/health", timeout=2) as response:
+        with urllib.request.urlopen(f"http://{HOST}:{ETCD_CLIENT_PORT}/health", timeout=2) as response:
             return bool(json.load(response).get("health") == "true")
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
 
 COMPONENTS = (
-    Component("etcd", (2379, 2380), _etcd_argv, _etcd_ready),
+    Component("etcd", (ETCD_CLIENT_PORT, ETCD_PEER_PORT), _etcd_argv, _etcd_ready),
     Component("kube-apiserver", (APISERVER_PORT,), _apiserver_argv,
               lambda s: _https_ok(f"https://{HOST}:{APISERVER_PORT}/readyz", s)),
-    Component("kube-controller-manager", (10257,), _controller_manager_argv,
-              lambda s: _insecure_ok(f"https://{HOST}:10257/healthz")),
-    Component("kube-scheduler", (10259,), _scheduler_argv,
-              lambda s: _insecure_ok(f"https://{HOST}:10259/healthz")),
-    Component("kwok", (10247,), _kwok_argv, lambda s: True),
+    Component("kube-controller-manager", (CONTROLLER_MANAGER_PORT,), _controller_manager_argv,
+              lambda s: _insecure_ok(f"https://{HOST}:{CONTROLLER_MANAGER_PORT}/healthz")),
+    Component("kube-scheduler", (SCHEDULER_PORT,), _scheduler_argv,
+              lambda s: _insecure_ok(f"https://{HOST}:{SCHEDULER_PORT}/healthz")),
+    Component("kwok", (KWOK_PORT,), _kwok_argv, lambda s: True),
 )
 
 
@@ -254,12 +262,23 @@ def _start(component: Component, state: Path, options: Options) -> None:
     (state / "run" / f"{component.name}.pid").write_text(str(process.pid))
 
 
+def _started_alive(component: Component, state: Path) -> bool:
+    """Whether the process we started for `component` lives (its command line may read empty while
+    it is still in exec, so it is looked up by the pid we recorded)."""
+    try:
+        pid = int((state / "run" / f"{component.name}.pid").read_text())
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, ValueError, IndexError):
+        return False
+    return status != "Z"
+
+
 def _wait_ready(component: Component, state: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if component.ready(state):
             return
-        if component.name not in cluster_processes(state).values():
+        if not _started_alive(component, state) and component.name not in cluster_processes(state).values():
             raise ClusterError(
                 f"{component.name} exited during start; see {state / 'logs' / component.name}.log:\n"
                 + _tail(state / "logs" / f"{component.name}.log")
@@ -405,7 +424,7 @@ def real_node_up(state: Path, timeout: float = 120) -> None:
     started = time.monotonic()
     realnode.install_packages(_say)
     build.ensure_built((build.KUBELET,))
-    realnode.write_config(state)
+    realnode.write_config(state, f"https://{HOST}:{APISERVER_PORT}")
     images.ensure_pause()
     images.ensure_worker()
     running = set(cluster_processes(state).values())

@@ -24,6 +24,7 @@ DEBIAN_SUITE = "bookworm"
 DEBIAN_BASE = "debian:bookworm-20251229-slim"  # the FROM of the project's Dockerfile
 WORKER_IMAGE = "localhost/barge/worker:busybox"
 HASH_LABEL = "dev.barge.content-hash"
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 ALWAYS_IGNORED = (".git", ".venv", "__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache", ".pytest_cache")
 
 
@@ -101,6 +102,10 @@ def ensure_debian_base() -> None:
                                DEBIAN_SUITE, str(rootfs), debian_mirror()], capture_output=True, text=True)
         if proc.returncode != 0:
             raise ImageError(f"debootstrap failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        # This machine's CA bundle (it may trust a proxy the Debian one does not), for apt and for pip,
+        # whose own bundle would not have it either. Only this locally made base carries them.
+        shutil.copy2(HOST_CA_BUNDLE, rootfs / "etc/ssl/certs/ca-certificates.crt")
+        (rootfs / "etc/pip.conf").write_text("[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n")
         shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
         (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
         shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)

@@ -84,7 +84,7 @@ def install_packages(say: Callable[[str], None]) -> None:
 
 # --- configuration -------------------------------------------------------------------------------
 
-def write_config(state: Path) -> None:
+def write_config(state: Path, server: str) -> None:
     node = folder(state)
     for sub in ("cni", "kubelet", "containerd-state"):
         (node / sub).mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ def write_config(state: Path) -> None:
         certs.issue(certs_dir, "kubelet-client", f"system:node:{NODE_NAME}", organization="system:nodes")
         certs.issue(certs_dir, "kubelet-serving", f"system:node:{NODE_NAME}", server_names=(NODE_NAME,),
                     server_ips=("127.0.0.1",))
-    certs.write_kubeconfig(node / "kubelet.kubeconfig", certs_dir, "https://127.0.0.1:6443", user="kubelet-client")
+    certs.write_kubeconfig(node / "kubelet.kubeconfig", certs_dir, server, user="kubelet-client")
     wrapper = node / "runc"
     wrapper.write_text(RUNC_WRAPPER)
     wrapper.chmod(0o755)
@@ -210,7 +210,7 @@ def kubelet_ready(_: Path) -> bool:
         return False
 
 
-def _children(pids: set[int]) -> set[int]:
+def descendants(pids: set[int]) -> set[int]:
     """Every descendant of `pids` (containers run as children of their shim)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -226,7 +226,7 @@ def _children(pids: set[int]) -> set[int]:
 
 
 def kill_containers(shims: set[int]) -> None:
-    for pid in _children(shims) | shims:
+    for pid in descendants(shims) | shims:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
