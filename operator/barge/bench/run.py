@@ -121,7 +121,7 @@ class Bench:
             self.operator = None
 
     def metrics(self) -> dict[str, float]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=30) as response:
             text = response.read().decode()
         values: dict[str, float] = {}
         for line in text.splitlines():
@@ -191,7 +191,11 @@ class Bench:
     def wait(self, probe: Any, timeout: float, what: str, interval: float = 1.0) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            value = probe()
+            try:
+                value = probe()
+            except (OSError, kubernetes.client.ApiException) as exc:  # a busy endpoint is not the end of a run
+                say(f"while waiting for {what}: {exc}")
+                value = None
             if value:
                 return value
             time.sleep(interval)

@@ -51,15 +51,16 @@ def serve_metrics(address: str, port: int, retry_seconds: float = 5.0) -> None:
         try:
             prometheus_client.start_http_server(port, addr=address)
             return True
-        except OSError as exc:
-            log.warning("metrics endpoint %s:%s not available yet: %s", address, port, exc)
+        except OSError:
             return False
 
     def retry() -> None:
         while not attempt():
             time.sleep(retry_seconds)
+        log.info("metrics endpoint now serving on %s:%s", address, port)
 
     if not attempt():
+        log.warning("metrics endpoint %s:%s is taken; serving there as soon as it is free", address, port)
         threading.Thread(target=retry, name="metrics-bind", daemon=True).start()
 
 

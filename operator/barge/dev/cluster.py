@@ -122,6 +122,7 @@ CONTROLLERS = (
     "resourcequota-controller", "serviceaccount-controller", "serviceaccount-token-controller",
     "ttl-after-finished-controller", "pod-garbage-collector-controller",
     "node-lifecycle-controller", "root-ca-certificate-publisher-controller",
+    "deployment-controller", "replicaset-controller",  # the operator installed by its Helm chart
 )
 
 

@@ -35,7 +35,19 @@ def values_args() -> list[str]:
     return ["-f", extra] if extra else ["-f", str(LOCAL_VALUES)]
 
 
+def adopt_crds(cluster: Cluster) -> None:
+    """CRDs applied earlier with kubectl (by the e2e fixture, or a user) are handed over to the release,
+    as Helm documents for adopting existing objects."""
+    for plural in ("batchjobs", "jobdefinitions", "jobqueues", "computeenvironments"):
+        crd = f"crd/{plural}.barge.dev"
+        if cluster.kubectl("get", crd, "--ignore-not-found", "-o", "name").stdout.strip():
+            cluster.kubectl("label", "--overwrite", crd, "app.kubernetes.io/managed-by=Helm")
+            cluster.kubectl("annotate", "--overwrite", crd, f"meta.helm.sh/release-name={RELEASE}",
+                            f"meta.helm.sh/release-namespace={NAMESPACE}")
+
+
 def install(cluster: Cluster, *extra: str) -> subprocess.CompletedProcess[str]:
+    adopt_crds(cluster)
     return helm(cluster, "upgrade", "--install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace",
                 *values_args(), *extra, "--wait", "--timeout", "5m")
 
