@@ -122,3 +122,9 @@ def operator(crds: Cluster, operator_process: OperatorProcess | None) -> Cluster
 
 
 from tests.e2e.barge_objects import barge  # noqa: E402,F401 - the per-test Barge fixture
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The cluster lifecycle tests restart (and wipe) the session's cluster: they run before any other,
+    whatever folder the others live in (pytest collects tests/e2e/realnode before tests/e2e/test_*.py)."""
+    items.sort(key=lambda item: 0 if Path(str(item.fspath)).name == "test_00_cluster_lifecycle.py" else 1)
