@@ -34,7 +34,7 @@ from barge.dev import cluster, versions
 
 GROUP, VERSION = "barge.dev", "v1alpha1"
 DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
-METRICS_PORT = 19090
+METRICS_PORT = int(os.environ.get("BARGE_BENCH_METRICS_PORT", "19090"))  # the bench's own operator
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -329,6 +329,10 @@ class Bench:
         self.submit(ns, ["big"], "child", ns, arrayProperties={"size": n})
 
         def running() -> bool:
+            if self.array_to_completion:  # one-second children: the 100 slots are full, not 100 pods Running
+                summary = ((self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "batchjobs", "big")
+                            .get("status") or {}).get("arrayProperties") or {}).get("statusSummary") or {}
+                return summary.get("STARTING", 0) + summary.get("RUNNING", 0) >= 100
             pods = self.core.list_namespaced_pod(ns, field_selector="status.phase=Running").items
             return len(pods) >= 100
 
