@@ -33,6 +33,10 @@ STATE_EVENT_REASONS = {"SUBMITTED": "Submitted", "PENDING": "Pending", "RUNNABLE
                        "STARTING": "Starting", "RUNNING": "Running", "SUCCEEDED": "Succeeded", "FAILED": "Failed"}
 
 
+# Answers to a Job create that are about the Job itself (invalid, forbidden, namespace gone): the job fails.
+REFUSALS = (400, 403, 404, 422)
+
+
 def _key_string(key: JobKey) -> str:
     return f"{key[0]}/{key[1]}"
 
@@ -92,6 +96,10 @@ class Controller(DependencyMixin, ArrayMixin):
                 log.exception("listing BatchJobs, Jobs and pods failed; retrying")
                 await asyncio.sleep(2)
         self.store.listed.set()
+        # Reconciling needs the compute environments, queues and definitions too (kopf's indexes, filled
+        # by their own watches): without them a STARTING job would look as if its environment were gone.
+        while not self.store.ready:
+            await asyncio.sleep(0.1)
         self.kick()
         for record in self.store.jobs():
             if record.state not in TERMINAL:
@@ -381,13 +389,20 @@ class Controller(DependencyMixin, ArrayMixin):
 
     async def _create_kube_job(self, record: JobRecord, environment: Any) -> None:
         manifest = jobspec.kubernetes_job(self._resolved(record), self._placement(record, environment))
-        self._created_jobs.add(f"{record.namespace}/{manifest['metadata']['name']}")
+        guard = f"{record.namespace}/{manifest['metadata']['name']}"
+        self._created_jobs.add(guard)
         try:
             await self.kube.create_job(manifest)
         except Exception as exc:
-            log.warning("creating the Kubernetes Job of %s failed: %s", record.key, exc)
-            reason = f"Kubernetes refused the Job: {getattr(exc, 'reason', '')} {getattr(exc, 'body', exc)}"
-            await self._write(record, self._fail_patch(reason[:1024]))
+            if getattr(exc, "status", None) in REFUSALS:
+                log.warning("creating the Kubernetes Job of %s failed: %s", record.key, exc)
+                reason = f"Kubernetes refused the Job: {getattr(exc, 'reason', '')} {getattr(exc, 'body', exc)}"
+                await self._write(record, self._fail_patch(reason[:1024]))
+                return
+            # A timeout or a busy apiserver says nothing about the job: try again shortly.
+            log.warning("creating the Kubernetes Job of %s failed, retrying: %s", record.key, exc)
+            self._created_jobs.discard(guard)
+            asyncio.get_running_loop().call_later(2.0, self._spawn_reconcile, record.key)
 
     # --- scheduling -----------------------------------------------------------------------
 
