@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -362,8 +363,12 @@ class Bench:
         self.wait(finished, 6 * 3600, "the array to finish", interval=30)
         status = self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "batchjobs", "big")["status"]
         after = self.metrics()
-        prefix = 'barge_kubernetes_api_requests_total{verb="create",resource="'
-        creates = {k[len(prefix):].split('"')[0]: after[k] - before.get(k, 0.0) for k in after if k.startswith(prefix)}
+        creates = {}
+        for key, value in after.items():
+            match = re.fullmatch(r'barge_kubernetes_api_requests_total\{(.*)\}', key)
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1))) if match else {}
+            if labels.get("verb") == "create":
+                creates[labels["resource"]] = value - before.get(key, 0.0)
         self.results |= {"p3_complete_state": status["state"],
                          "p3_seconds_to_complete": round(time.monotonic() - started, 1),
                          "p3_status_bytes_at_completion": len(json.dumps(status)),
