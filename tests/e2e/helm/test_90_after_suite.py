@@ -47,19 +47,25 @@ class JobWatch:
         self.cluster, self.namespace = cluster, namespace
         self.uids: dict[str, set[str]] = collections.defaultdict(set)
         self._watch = kubernetes.watch.Watch()
+        self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        for event in self._watch.stream(self.cluster.batch.list_namespaced_job, self.namespace,
-                                        timeout_seconds=900):
-            job = event["object"]
-            self.uids[job.metadata.name].add(job.metadata.uid)
+        while not self._stopped.is_set():
+            try:  # each (re)start lists the Jobs that exist, so a dropped watch loses nothing that lasts
+                for event in self._watch.stream(self.cluster.batch.list_namespaced_job, self.namespace,
+                                                timeout_seconds=300):
+                    job = event["object"]
+                    self.uids[job.metadata.name].add(job.metadata.uid)
+            except Exception:  # the apiserver may end a watch at any time
+                time.sleep(0.2)
 
     def __enter__(self) -> JobWatch:
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
+        self._stopped.set()
         self._watch.stop()
 
     def assert_each_created_once(self, expected: int) -> None:
