@@ -18,6 +18,7 @@ class Settings:
     reason_refresh_seconds: float = 30.0
     reason_updates_per_cycle: int = 200
     status_refresh_seconds: float = 1.0
+    placement_report_seconds: float = 2.0
     events: bool = True
     standalone: bool = True
     log_level: str = "INFO"
@@ -51,6 +52,11 @@ def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
                         default=int(_env("KUBERNETES_JOB_TTL", str(d.kubernetes_job_ttl_seconds))),
                         help="ttlSecondsAfterFinished of the Kubernetes Jobs Barge creates; the "
                         "BatchJob keeps its status after they are gone (env BARGE_KUBERNETES_JOB_TTL)")
+    parser.add_argument("--placement-report-seconds", type=float,
+                        default=float(_env("PLACEMENT_REPORT_SECONDS", str(d.placement_report_seconds))),
+                        help="longest a placed job waits for its pod before STARTING is written; the "
+                        "Kubernetes Job is created first, and most jobs go to RUNNING in one write "
+                        "(env BARGE_PLACEMENT_REPORT_SECONDS)")
     parser.add_argument("--no-events", action="store_true", default=_env("EVENTS", "true") == "false",
                         help="do not post Kubernetes Events (env BARGE_EVENTS=false)")
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level),
@@ -76,6 +82,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         api_concurrency=args.api_concurrency,
         finished_job_retention_seconds=args.finished_job_retention,
         kubernetes_job_ttl_seconds=args.kubernetes_job_ttl,
+        placement_report_seconds=args.placement_report_seconds,
         events=not args.no_events,
         log_level=args.log_level,
         leader_election=args.leader_election,

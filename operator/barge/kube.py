@@ -7,6 +7,7 @@ in a bounded thread pool sized like the client's connection pool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import logging
@@ -21,7 +22,20 @@ from barge.api.models import GROUP, VERSION
 
 log = logging.getLogger("barge.kube")
 MERGE_PATCH = "application/merge-patch+json"
+# Events wait while job writes are queued, at most this long each, and at most this many at once.
+EVENT_DELAY_SECONDS = 5.0
+EVENT_BACKLOG = 10_000
 PLURALS = {"BatchJob": "batchjobs", "ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues"}
+
+
+def _drained(fn: Any) -> Any:
+    def call(*args: Any) -> None:
+        response = fn(*args, _preload_content=False)
+        try:
+            response.read()
+        finally:
+            response.release_conn()
+    return call
 
 
 class Kube:
@@ -39,18 +53,34 @@ class Kube:
         self._background: set[asyncio.Task[None]] = set()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self._limit = asyncio.Semaphore(concurrency)
-        # Events tell the story but gate nothing: a few at a time, never ahead of dispatch writes.
+        # Events tell the story but gate nothing: a few at a time, and only once the job writes
+        # queued ahead of them are done (or after EVENT_DELAY_SECONDS), so a burst of dispatches
+        # does not share the apiserver with its own Events.
         self._event_limit = asyncio.Semaphore(max(1, concurrency // 8))
+        self._writes_queued = 0
+        self._no_writes_queued = asyncio.Event()
+        self._no_writes_queued.set()
+        self._events_waiting = 0
 
     async def _call(self, verb: str, resource: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         metrics.API_REQUESTS.labels(verb, resource).inc()
-        async with self._limit:
-            loop = asyncio.get_running_loop()
-            try:
-                return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
-            except ApiException as exc:
-                metrics.API_ERRORS.labels(verb, str(exc.status)).inc()
-                raise
+        is_job_write = resource != "events" and verb != "list"
+        if is_job_write:
+            self._writes_queued += 1
+            self._no_writes_queued.clear()
+        try:
+            async with self._limit:
+                loop = asyncio.get_running_loop()
+                try:
+                    return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+                except ApiException as exc:
+                    metrics.API_ERRORS.labels(verb, str(exc.status)).inc()
+                    raise
+        finally:
+            if is_job_write:
+                self._writes_queued -= 1
+                if not self._writes_queued:
+                    self._no_writes_queued.set()
 
     async def list_all(self, what: str, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
         """Every BatchJob, or every pod or Job carrying the job-id label, as plain dicts, paginated."""
@@ -103,7 +133,9 @@ class Kube:
     async def _create(self, resource: str, fn: Any, manifest: dict[str, Any]) -> bool:
         """Create an object; False when one of that name already exists (names are deterministic)."""
         try:
-            await self._call("create", resource, fn, manifest["metadata"]["namespace"], manifest)
+            # The response is not needed: reading it raw skips building the client's model objects,
+            # which costs more CPU than the request itself.
+            await self._call("create", resource, _drained(fn), manifest["metadata"]["namespace"], manifest)
             return True
         except ApiException as exc:
             if exc.status == 409:
@@ -153,6 +185,9 @@ class Kube:
 
     def post_event(self, reference: dict[str, Any], kind: str, reason: str, message: str) -> None:
         """Post a Kubernetes Event in the background; a lost Event never blocks a job."""
+        if self._events_waiting >= EVENT_BACKLOG:
+            metrics.EVENTS_DROPPED.inc()
+            return
         task = asyncio.get_running_loop().create_task(self._post_event(reference, kind, reason, message))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -170,11 +205,16 @@ class Kube:
             "firstTimestamp": now, "lastTimestamp": now,
             "source": {"component": "barge-operator"}, "reportingComponent": "barge.dev/operator",
         }
+        self._events_waiting += 1
         try:
             async with self._event_limit:
-                await self._call("create", "events", self.core.create_namespaced_event, namespace, body)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._no_writes_queued.wait(), EVENT_DELAY_SECONDS)
+                await self._call("create", "events", _drained(self.core.create_namespaced_event), namespace, body)
         except Exception as exc:
             log.debug("event not posted: %s", exc)
+        finally:
+            self._events_waiting -= 1
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -18,10 +18,16 @@ CYCLE_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
 )
 PLACEMENTS = Counter("barge_placements_total", "Attempts placed on a compute environment", ["compute_environment"])
+PLACEMENTS_RECOVERED = Counter(
+    "barge_placements_recovered_total",
+    "Placements read back from an existing Kubernetes Job because the BatchJob's status did not record them "
+    "(an operator stopped between creating the Job and writing the status)")
 QUOTA_LIMIT = Gauge("barge_quota_limit", "Quota of a compute environment (cpu in cores, memory in bytes)",
                     ["compute_environment", "resource"])
 QUOTA_USED = Gauge("barge_quota_used", "Admitted requests in a compute environment",
                    ["compute_environment", "resource"])
 API_ERRORS = Counter("barge_kubernetes_api_errors_total", "Kubernetes API errors", ["verb", "code"])
+EVENTS_DROPPED = Counter("barge_events_dropped_total",
+                         "Kubernetes Events not posted because too many were waiting behind job writes")
 API_REQUESTS = Counter("barge_kubernetes_api_requests_total", "Kubernetes API writes", ["verb", "resource"])
 LEADER = Gauge("barge_leader", "1 while this replica holds the leader lease (always 1 without leader election)")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections import Counter
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.barge_objects import Barge, batch_job, compute_environment, job_definition, job_queue
-from tests.e2e.conftest import OperatorProcess
+from tests.e2e.conftest import METRICS_PORT, OperatorProcess
 from tests.e2e.kube import eventually
 
 
@@ -57,3 +59,39 @@ def test_unschedulable_pod_says_why_in_the_reason(barge: Barge) -> None:
     reason = eventually(lambda: (r := barge.status("stuck").get("statusReason") or "").startswith(
         "Pod cannot be scheduled") and r, 60, message="an unschedulable reason")
     assert "node" in reason and barge.status("stuck")["state"] == "STARTING"
+
+
+def _recovered_placements() -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == "barge_placements_recovered_total")
+
+
+def test_operator_killed_between_creating_jobs_and_writing_their_status(
+        barge: Barge, process: OperatorProcess) -> None:
+    """Dispatch creates the Kubernetes Job before it writes STARTING. Killed in between, the next
+    operator reads the placement back from the Job: same environment, no second Job, quota intact."""
+    small, large, jq = barge.name("small"), barge.name("large"), barge.name("q")
+    barge.apply(compute_environment(small, 2), compute_environment(large, 8), job_queue(jq, [small, large]),
+                job_definition("work", cpu="1", delay="6s"))
+    process.restart(BARGE_PLACEMENT_REPORT_SECONDS="3600")
+    names = [f"j{i}" for i in range(8)]
+    try:
+        barge.apply(*[batch_job(n, "work", jq) for n in names])
+        eventually(lambda: len(barge.cluster.batch.list_namespaced_job(barge.namespace).items) == len(names),
+                   60, interval=0.05, message="a Kubernetes Job for every BatchJob")
+        process.stop(kill=True)
+        unrecorded = [n for n in names if barge.status(n).get("state") in (None, "RUNNABLE")]
+        assert unrecorded, "every status was written before the kill; the test did not reach its case"
+    finally:
+        process.restart()
+    done = barge.wait_all(names, "SUCCEEDED", "FAILED", timeout=120)
+    assert {s["state"] for s in done.values()} == {"SUCCEEDED"}, done
+    jobs = barge.cluster.batch.list_namespaced_job(barge.namespace).items
+    placed_on = {j.metadata.labels["barge.dev/batchjob"]: j.metadata.annotations["barge.dev/compute-environment"]
+                 for j in jobs}
+    assert len(jobs) == len(names) and set(placed_on) == set(names)
+    assert {n: s["computeEnvironment"] for n, s in done.items()} == placed_on
+    assert sorted(placed_on.values()).count(small) == 2, placed_on
+    assert _recovered_placements() == len(unrecorded)

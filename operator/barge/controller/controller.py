@@ -74,6 +74,10 @@ class Controller(DependencyMixin, ArrayMixin):
         self.arrays: dict[JobKey, ArrayRuntime] = {}
         # Admitted jobs not yet written: the next pass writes admission and placement as one patch.
         self._admitted: dict[JobKey, dict[str, Any]] = {}
+        # Placed jobs whose STARTING is not written yet, with when they were placed. Dispatch creates
+        # the Kubernetes Job first; the status follows with the pod's first report, or once
+        # placement_report_seconds have passed. A restart recovers the placement from the Job.
+        self._placed: dict[JobKey, tuple[float, dict[str, Any]]] = {}
         self._settled_cache: dict[tuple[str, str, int], Any] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -125,6 +129,7 @@ class Controller(DependencyMixin, ArrayMixin):
         self._reason_written_at.pop(key, None)
         self.arrays.pop(key, None)
         self._admitted.pop(key, None)
+        self._placed.pop(key, None)
         self.kick()
 
     def _event(self, record: JobRecord, state: str, message: str) -> None:
@@ -134,7 +139,19 @@ class Controller(DependencyMixin, ArrayMixin):
         self.kube.post_event(record.reference(), kind, STATE_EVENT_REASONS.get(state, state), message)
 
     async def _write(self, record: JobRecord, patch: dict[str, Any]) -> JobRecord | None:
-        """Patch a job's status; emit an Event on a state change; remember the result."""
+        """Patch a job's status, with its placement if that is not written yet; emit an Event on a
+        state change; remember the result."""
+        placed = self._placed.pop(record.key, None)
+        if placed is not None:
+            patch = {**placed[1], **patch}
+        try:
+            return await self._write_status(record, patch)
+        except BaseException:
+            if placed is not None:
+                self._placed.setdefault(record.key, placed)
+            raise
+
+    async def _write_status(self, record: JobRecord, patch: dict[str, Any]) -> JobRecord | None:
         new_state = patch.get("state")
         if new_state:
             now = now_iso()
@@ -147,17 +164,21 @@ class Controller(DependencyMixin, ArrayMixin):
             return None
         updated = self.store.remember(body)
         if new_state and new_state != record.state:
-            self._count_transition(record, new_state)
-            message = patch.get("statusReason", "")
-            if record.state == "RUNNABLE" and new_state == "STARTING" and "queuedAt" in patch:
-                message = f"Admitted to job queue '{record.queue}' (RUNNABLE) and {message[0].lower()}{message[1:]}"
-            self._event(record, new_state, message)
+            self._announce(record, new_state, patch)
             if new_state in TERMINAL:
                 self.notify_dependents(updated)
                 for attempt in range(1, record.attempt + 1):
                     self._created_jobs.discard(
                         f"{record.namespace}/{jobspec.kubernetes_job_name(record.name, attempt)}")
         return updated
+
+    def _announce(self, record: JobRecord, new_state: str, patch: dict[str, Any]) -> None:
+        """Metrics and an Event for a state change."""
+        self._count_transition(record, new_state)
+        message = patch.get("statusReason", "")
+        if record.state == "RUNNABLE" and new_state == "STARTING" and "queuedAt" in patch:
+            message = f"Admitted to job queue '{record.queue}' (RUNNABLE) and {message[0].lower()}{message[1:]}"
+        self._event(record, new_state, message)
 
     def _count_transition(self, record: JobRecord, state: str) -> None:
         queue = record.queue
@@ -179,6 +200,7 @@ class Controller(DependencyMixin, ArrayMixin):
             record = self.store.job(key)
             if record is None or record.state in TERMINAL:
                 return
+            record = self._with_placement(record)
             is_array = array_size(record) is not None
             admitted = record.state not in (None, "SUBMITTED")
             stopping = record.spec.get("terminate") is not None or record.spec.get("cancel") is not None
@@ -417,12 +439,16 @@ class Controller(DependencyMixin, ArrayMixin):
             try:
                 await self.scheduling_pass()
                 await self.sweep()
+                await self.flush_placements()
             except Exception:
                 log.exception("scheduling pass failed; retrying")
                 await asyncio.sleep(1)
 
     def _next_wakeup(self) -> float:
-        return 2.0
+        if not self._placed:
+            return 2.0
+        due = min(at for at, _ in self._placed.values()) + self.settings.placement_report_seconds
+        return min(2.0, max(0.05, due - self.clock()))
 
     def snapshot(self, jobs: list[JobRecord]) -> tuple[Snapshot, dict[str, JobRecord]]:
         environments = {r.name: r.to_core() for r in self.store.environments()}
@@ -431,9 +457,7 @@ class Controller(DependencyMixin, ArrayMixin):
         runnable: list[Runnable] = []
         by_key: dict[str, JobRecord] = {}
         for record in jobs:
-            admission = self._admitted.get(record.key)
-            if admission is not None and record.state is None:
-                record = dataclasses.replace(record, status={**record.status, **admission})
+            record = self._effective(record)
             state = record.state
             if state == "PENDING" and array_size(record) is not None:
                 environment, used = self.array_usage(record)
@@ -489,31 +513,76 @@ class Controller(DependencyMixin, ArrayMixin):
                                         "waiting": {"category": wait.category, "since": wait.since}})
 
     async def _place(self, record: JobRecord, environment_name: str) -> None:
+        """Create the job's Kubernetes Job now; its STARTING status is written later (see _placed)."""
         async with self._lock(record.key):
             current = self.store.job(record.key)
             environment = self.store.environment(environment_name)
-            admission = self._admitted.pop(record.key, None) if current is not None and current.state is None else None
-            if current is None or environment is None or (current.state != "RUNNABLE" and admission is None):
+            if current is None or environment is None:
+                return
+            current = self._effective(current)
+            if current.state != "RUNNABLE":
                 return
             metrics.PLACEMENTS.labels(environment_name).inc()
+            admission = self._admitted.pop(record.key, None)
             if admission is not None:
                 metrics.SUBMITTED.labels(current.queue).inc()
-                current = dataclasses.replace(current, status={**current.status, **admission})
             name = jobspec.kubernetes_job_name(current.name, current.attempt)
-            updated = await self._write(current, {
-                **(admission or {}),
-                "state": "STARTING", "computeEnvironment": environment_name, "kubernetesJob": name,
+            patch = {**(admission or {}), **self._placement_patch(environment_name, name)}
+            self._placed[record.key] = (self.clock(), patch)
+            self._announce(current, "STARTING", patch)
+            await self._create_kube_job(dataclasses.replace(current, status={**current.status, **patch}), environment)
+
+    @staticmethod
+    def _placement_patch(environment_name: str, kube_job_name: str) -> dict[str, Any]:
+        return {"state": "STARTING", "computeEnvironment": environment_name, "kubernetesJob": kube_job_name,
                 "statusReason": f"Placed on compute environment '{environment_name}'; "
                                 "waiting for the container to start",
-                "waiting": None,
-            })
-            if updated is not None:
-                await self._create_kube_job(updated, environment)
+                "waiting": None}
+
+    def _effective(self, record: JobRecord) -> JobRecord:
+        """The job as decided: with its admission and placement even when not written yet."""
+        if record.state is None and record.key in self._admitted and record.key not in self._placed:
+            record = dataclasses.replace(record, status={**record.status, **self._admitted[record.key]})
+        return self._with_placement(record)
+
+    def _with_placement(self, record: JobRecord) -> JobRecord:
+        placed = self._placed.get(record.key)
+        if placed is None and record.state == "RUNNABLE":
+            placed = self._adopt(record)
+        if placed is None or record.state not in (None, "RUNNABLE"):
+            return record
+        return dataclasses.replace(record, status={**record.status, **placed[1]})
+
+    def _adopt(self, record: JobRecord) -> tuple[float, dict[str, Any]] | None:
+        """A RUNNABLE job whose Kubernetes Job exists was placed by an operator that stopped before
+        writing it: take the placement from the Job, and write it at the next flush."""
+        if not self.store.has_kube_jobs(record.uid) or array_size(record) is not None:
+            return None
+        kube_job = next((j for j in self.store.kube_jobs(record.uid)
+                         if j.attempt == record.attempt and j.environment), None)
+        if kube_job is None:
+            return None
+        patch = {**self._admitted.pop(record.key, {}), **self._placement_patch(kube_job.environment, kube_job.name)}
+        placed = self._placed[record.key] = (0.0, patch)
+        metrics.PLACEMENTS_RECOVERED.inc()
+        return placed
+
+    async def flush_placements(self) -> None:
+        """Write STARTING for placed jobs whose pod has not reported within placement_report_seconds."""
+        due = self.clock() - self.settings.placement_report_seconds
+        await asyncio.gather(*[self._flush_placement(key) for key, (at, _) in list(self._placed.items())
+                               if at <= due])
+
+    async def _flush_placement(self, key: JobKey) -> None:
+        async with self._lock(key):
+            current = self.store.job(key)
+            if current is not None and key in self._placed:
+                await self._write(self._with_placement(current), {})
 
     async def _cancel_by_rule(self, record: JobRecord, reason: str) -> None:
         async with self._lock(record.key):
             current = self.store.job(record.key)
-            if current is not None and current.state == "RUNNABLE":
+            if current is not None and self._with_placement(current).state == "RUNNABLE":
                 await self._write(current, self._fail_patch(reason, isCancelled=True))
 
     def _reason_updates(self, by_key: dict[str, JobRecord], waiting: dict[str, Waiting]) -> list[Any]:
@@ -538,7 +607,7 @@ class Controller(DependencyMixin, ArrayMixin):
     async def _write_reason(self, record: JobRecord, wait: Waiting) -> None:
         async with self._lock(record.key):
             current = self.store.job(record.key)
-            if current is not None and current.state == "RUNNABLE":
+            if current is not None and self._with_placement(current).state == "RUNNABLE":
                 await self._write(current, {"statusReason": wait.reason,
                                             "waiting": {"category": wait.category, "since": wait.since}})
 
@@ -571,6 +640,7 @@ class Controller(DependencyMixin, ArrayMixin):
         counts_by_queue: dict[str, Counter[str]] = {}
         counts_by_env: dict[str, Counter[str]] = {}
         for record in self.store.jobs():
+            record = self._with_placement(record)
             state = record.state or "SUBMITTED"
             counts_by_queue.setdefault(record.queue, Counter())[state] += 1
             if state in ACTIVE and record.status.get("computeEnvironment"):

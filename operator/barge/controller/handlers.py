@@ -19,6 +19,21 @@ INDEX_NAMES = ("jobdefinitions", "computeenvironments", "jobqueues")
 _state: dict[str, Any] = {}
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Barge registers no on.create/update/field handlers, so kopf never reads a diff-base. Its
+    default storage deep-copies every object on every event to build one: about a tenth of the
+    operator's CPU under load, spent on nothing."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def configure(settings: Settings) -> None:
     _state["settings"] = settings
 
@@ -40,6 +55,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     ours: Settings = _state["settings"]
     settings.posting.enabled = False  # Barge posts its own Events; kopf's log lines are not for users
     settings.persistence.finalizer = "barge.dev/finalizer"
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.peering.standalone = ours.standalone
     settings.scanning.disabled = True
     settings.watching.server_timeout = 300

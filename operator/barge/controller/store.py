@@ -133,6 +133,9 @@ class Store:
     def pods(self, job_id: str) -> list[PodObservation]:
         return [observation for _, observation in self._pods.get(job_id, {}).values()]
 
+    def has_kube_jobs(self, job_id: str) -> bool:
+        return job_id in self._kube_jobs
+
     def kube_jobs(self, job_id: str) -> list[KubeJobObservation]:
         return [observation for _, observation in self._kube_jobs.get(job_id, {}).values()]
 

@@ -197,6 +197,9 @@ def kubernetes_job(resolved: Resolved, p: Placement) -> dict[str, Any]:
             "name": kubernetes_job_name(p.batchjob, p.attempt),
             "namespace": p.namespace,
             "labels": labels,
+            # The placement, in full even when the label had to be dropped: a restarted operator
+            # recovers it from here when the BatchJob's status was not written yet.
+            "annotations": {ENVIRONMENT_LABEL: p.environment},
             "ownerReferences": [{"apiVersion": API_VERSION, "kind": "BatchJob", "name": p.batchjob,
                                  "uid": p.job_id, "controller": True, "blockOwnerDeletion": True}],
         },

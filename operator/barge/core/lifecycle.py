@@ -47,6 +47,7 @@ class KubeJobObservation:
     name: str
     attempt: int
     uid: str = ""
+    environment: str = ""
     failed_reason: str | None = None
     failed_message: str | None = None
     complete: bool = False
@@ -110,6 +111,7 @@ def observe_kube_job(job: dict[str, Any]) -> KubeJobObservation:
         name=metadata.get("name", ""),
         attempt=int((metadata.get("labels") or {}).get("barge.dev/attempt", "1")),
         uid=metadata.get("uid", ""),
+        environment=(metadata.get("annotations") or {}).get("barge.dev/compute-environment", ""),
         failed_reason=failed.get("reason") if failed else None,
         failed_message=failed.get("message") if failed else None,
         complete=complete,
