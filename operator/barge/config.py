@@ -18,7 +18,7 @@ class Settings:
     reason_refresh_seconds: float = 30.0
     reason_updates_per_cycle: int = 200
     status_refresh_seconds: float = 1.0
-    placement_report_seconds: float = 2.0
+    placement_report_seconds: float = 1.0
     events: bool = True
     standalone: bool = True
     log_level: str = "INFO"
