@@ -116,9 +116,7 @@ class ArrayMixin:
                         verdict: dependencies.Verdict) -> arrays.Progress:
         size = array_size(record) or 0
         pods = self._array_pods(record)
-        for pod in pods:
-            if pod.index is not None and runtime.creating.get(pod.index) == pod.attempt:
-                del runtime.creating[pod.index]
+        self._forget_created(runtime, pods)
         deps = list(record.spec.get("dependsOn") or [])
         stopped = record.spec.get("cancel") is not None or record.spec.get("terminate") is not None
         gate: arrays.ChildGate | None = None
@@ -245,10 +243,21 @@ class ArrayMixin:
 
     # --- scheduling ----------------------------------------------------------------------
 
+    @staticmethod
+    def _forget_created(runtime: ArrayRuntime, pods: list[lifecycle.PodObservation]) -> None:
+        """A child whose pod has been seen is no longer being created."""
+        for pod in pods:
+            if pod.index is not None and runtime.creating.get(pod.index) == pod.attempt:
+                del runtime.creating[pod.index]
+
     def array_usage(self: Controller, record: JobRecord) -> tuple[str | None, Resources]:
         runtime = self.arrays.get(record.key)
-        active = {p.index for p in self._array_pods(record) if p.active}
+        pods = self._array_pods(record)
+        active = {p.index for p in pods if p.active}
         if runtime is not None:
+            # Here too, not only when the array is next looked at: a child that finished within
+            # that time must not hold its capacity until then.
+            self._forget_created(runtime, pods)
             active |= set(runtime.creating)
         return record.status.get("computeEnvironment"), record.request.times(len(active))
 

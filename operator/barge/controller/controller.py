@@ -29,6 +29,7 @@ log = logging.getLogger("barge.controller")
 TERMINAL = lifecycle.TERMINAL
 ACTIVE = lifecycle.ACTIVE
 REFERENCE_GRACE_SECONDS = 10
+ARRAY_COALESCE_SECONDS = 0.25  # how long an array's pod events gather before one look at the array
 STATE_EVENT_REASONS = {"SUBMITTED": "Submitted", "PENDING": "Pending", "RUNNABLE": "Runnable",
                        "STARTING": "Starting", "RUNNING": "Running", "SUCCEEDED": "Succeeded", "FAILED": "Failed"}
 
@@ -79,6 +80,7 @@ class Controller(DependencyMixin, ArrayMixin):
         # placement_report_seconds have passed. A restart recovers the placement from the Job.
         self._placed: dict[JobKey, tuple[float, dict[str, Any]]] = {}
         self._settled_cache: dict[tuple[str, str, int], Any] = {}
+        self._array_reconcile_scheduled: set[JobKey] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- plumbing -------------------------------------------------------------------------
@@ -194,6 +196,22 @@ class Controller(DependencyMixin, ArrayMixin):
                 metrics.WAIT_SECONDS.labels(queue).observe(max(0.0, self.clock() - created))
 
     # --- one job --------------------------------------------------------------------------
+
+    async def reconcile_owned(self, key: JobKey) -> None:
+        """A pod or Kubernetes Job of this BatchJob changed. An array's children report by the
+        hundred per second and each look at an array costs time in its size, so one look every
+        ARRAY_COALESCE_SECONDS serves them all; any other job is reconciled at once."""
+        record = self.store.job(key)
+        if record is None or array_size(record) is None or record.state != "PENDING":
+            await self.reconcile_job(key)
+            return
+        if key not in self._array_reconcile_scheduled:
+            self._array_reconcile_scheduled.add(key)
+            asyncio.get_running_loop().call_later(ARRAY_COALESCE_SECONDS, self._reconcile_coalesced, key)
+
+    def _reconcile_coalesced(self, key: JobKey) -> None:
+        self._array_reconcile_scheduled.discard(key)
+        self._spawn(self.reconcile_job(key))
 
     async def reconcile_job(self, key: JobKey) -> None:
         async with self._lock(key):
@@ -576,8 +594,12 @@ class Controller(DependencyMixin, ArrayMixin):
     async def _flush_placement(self, key: JobKey) -> None:
         async with self._lock(key):
             current = self.store.job(key)
-            if current is not None and key in self._placed:
-                await self._write(self._with_placement(current), {})
+            if current is None or key not in self._placed:
+                return
+            if current.state not in (None, "RUNNABLE"):  # written by another path already
+                del self._placed[key]
+                return
+            await self._write(self._with_placement(current), {})
 
     async def _cancel_by_rule(self, record: JobRecord, reason: str) -> None:
         async with self._lock(record.key):

@@ -110,12 +110,15 @@ async def _owned_event(job_id: str | None, kwargs: dict[str, Any]) -> None:
     await ctl.store.listed.wait()
     key = ctl.store.job_key_by_uid(job_id or "")
     if key is not None:
-        await ctl.reconcile_job(key)
+        await ctl.reconcile_owned(key)
 
 
 @kopf.on.event("", "v1", "pods", labels={JOB_ID_LABEL: kopf.PRESENT})
 async def pod_event(event: dict[str, Any], body: kopf.Body, **kwargs: Any) -> None:
-    job_id = controller().store.remember_pod(body, deleted=event["type"] == "DELETED")
+    ctl = controller()
+    job_id = ctl.store.remember_pod(body, deleted=event["type"] == "DELETED")
+    if (body.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        ctl.kick()  # its capacity is free now: the next pass may place another job there
     await _owned_event(job_id, kwargs)
 
 

@@ -7,6 +7,7 @@ those two, `progress` derives everything else, so a restart at any point converg
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,15 +21,17 @@ STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"
 
 def format_ranges(indices: Iterable[int]) -> str:
     """[0,1,2,3,7,9,10] -> "0-3,7,9-10"."""
+    ordered = sorted(indices if isinstance(indices, (set, frozenset)) else set(indices))
+    if not ordered:
+        return ""
     parts: list[str] = []
-    ordered = sorted(set(indices))
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
+    start = previous = ordered[0]
+    for index in ordered[1:]:
+        if index != previous + 1:
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+            start = index
+        previous = index
+    parts.append(str(start) if start == previous else f"{start}-{previous}")
     return ",".join(parts)
 
 
@@ -154,9 +157,11 @@ def progress(size: int, array_status: Mapping[str, Any], pods: Iterable[PodObser
     settled = Settled.from_status(array_status)
     before = settled.fingerprint()
     active: dict[int, PodObservation] = {}
-    for pod in sorted(pods, key=lambda p: (p.index or 0, p.attempt)):
-        index = pod.index
-        if index is None or index >= size or settled.done(index) or pod.attempt != settled.next_attempt(index):
+    done = settled.succeeded | settled.failed
+    # Finished children's pods stay until garbage-collected: drop them before sorting the rest.
+    current = [(p.index, p.attempt, p) for p in pods if p.index is not None and p.index < size and p.index not in done]
+    for index, _, pod in sorted(current, key=lambda entry: entry[:2]):
+        if settled.done(index) or pod.attempt != settled.next_attempt(index):
             continue
         if pod.terminated:
             _record_finished(settled, index, pod, retry_strategy, now, no_retry)
@@ -169,21 +174,18 @@ def progress(size: int, array_status: Mapping[str, Any], pods: Iterable[PodObser
             if started is not None and now_seconds - started >= timeout_seconds:
                 to_stop.append(index)
     in_flight = set(active) | set(creating)
-    open_children = size - len(settled.succeeded | settled.failed | in_flight)
+    blocked = settled.succeeded | settled.failed | in_flight
+    open_children = size - len(blocked)
     runnable: list[int] = []
     pending = 0
     if gate is ALL_WAIT:
         pending = open_children
     elif gate is None:
         # No per-child dependencies: list the lowest runnable children and count the rest.
-        for index in range(size):
-            if len(runnable) >= RUNNABLE_LISTED:
-                break
-            if not settled.done(index) and index not in in_flight:
-                runnable.append(index)
+        runnable = list(itertools.islice(itertools.filterfalse(blocked.__contains__, range(size)), RUNNABLE_LISTED))
     else:
         for index in range(size):
-            if settled.done(index) or index in in_flight:
+            if index in blocked:
                 continue
             verdict = gate(index)
             if verdict is None:
