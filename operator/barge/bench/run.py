@@ -234,38 +234,47 @@ class Bench:
 
     def p1_dispatch(self) -> None:
         n = self.sizes.p1_jobs
-        say(f"P1: {n} Jobs created by a plain client, then {n} BatchJobs through Barge")
-        raw_ns = self.fresh_namespace("bench-p1-raw")
-        template = {"metadata": {"annotations": {DELAY: "1s"}}, "spec": {
-            "restartPolicy": "Never", "nodeSelector": {"barge.dev/pool": "cpu"},
-            "containers": [{"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "10m"}}}]}}
-
-        def create_raw(i: int) -> None:
-            self.batch.create_namespaced_job(raw_ns, {"apiVersion": "batch/v1", "kind": "Job",
-                                                      "metadata": {"name": f"raw-{i}"},
-                                                      "spec": {"backoffLimit": 0, "template": template}})
-
-        started = time.monotonic()
-        list(self.pool.map(create_raw, range(n)))
-        raw = n / (time.monotonic() - started)
-        self.kubectl("delete", "namespace", raw_ns, "--wait=false")
-
+        say(f"P1: {n} Jobs created by a plain client, then {n} BatchJobs through Barge, then the plain client again")
+        # The plain client runs before and after Barge and the faster run is the baseline: a cluster
+        # that has just started, or is still deleting, must not flatter the ratio.
+        first = self._p1_raw(n)
         barge, writes = self._p1_queued(n)
-        self.results |= {"p1_raw_jobs_per_s": round(raw, 1), "p1_barge_jobs_per_s": round(barge, 1),
-                         "p1_dispatch_ratio": round(barge / raw, 3), "p1_barge_writes_per_job": writes}
+        self.results |= {"p1_barge_jobs_per_s": round(barge, 1), "p1_barge_writes_per_job": writes}
         # The same N while they are still being submitted: the operator shares the apiserver with the
         # submitting client, which does the same amount of writing as the plain client above.
         streaming, streaming_writes = self._p1_through_barge(n)
         self.results |= {"p1_barge_jobs_per_s_while_submitting": round(streaming, 1),
-                         "p1_dispatch_ratio_while_submitting": round(streaming / raw, 3),
                          "p1_barge_writes_per_job_while_submitting": streaming_writes}
         # The same run with Kubernetes Events off: what the Events cost on this apiserver.
         self.stop_operator()
         self.start_operator(BARGE_EVENTS="false")
         quiet, quiet_writes = self._p1_queued(n)
-        self.results |= {"p1_barge_jobs_per_s_no_events": round(quiet, 1),
+        second = self._p1_raw(n)
+        raw = max(first, second)
+        self.results |= {"p1_raw_jobs_per_s": round(raw, 1), "p1_raw_jobs_per_s_runs": [round(first, 1),
+                                                                                         round(second, 1)],
+                         "p1_dispatch_ratio": round(barge / raw, 3),
+                         "p1_dispatch_ratio_while_submitting": round(streaming / raw, 3),
+                         "p1_barge_jobs_per_s_no_events": round(quiet, 1),
                          "p1_dispatch_ratio_no_events": round(quiet / raw, 3),
                          "p1_barge_writes_per_job_no_events": quiet_writes}
+
+    def _p1_raw(self, n: int) -> float:
+        namespace = self.fresh_namespace("bench-p1-raw")
+        template = {"metadata": {"annotations": {DELAY: "1s"}}, "spec": {
+            "restartPolicy": "Never", "nodeSelector": {"barge.dev/pool": "cpu"},
+            "containers": [{"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "10m"}}}]}}
+
+        def create_raw(i: int) -> None:
+            self.batch.create_namespaced_job(namespace, {"apiVersion": "batch/v1", "kind": "Job",
+                                                         "metadata": {"name": f"raw-{i}"},
+                                                         "spec": {"backoffLimit": 0, "template": template}})
+
+        started = time.monotonic()
+        list(self.pool.map(create_raw, range(n)))
+        rate = n / (time.monotonic() - started)
+        self.cleanup(namespace)
+        return rate
 
     def _p1_through_barge(self, n: int) -> tuple[float, float]:
         ns = self.fresh_namespace("bench-p1")
