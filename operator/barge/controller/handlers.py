@@ -12,7 +12,7 @@ from barge.api.models import GROUP, VERSION
 from barge.config import Settings
 from barge.controller.controller import Controller
 from barge.controller.records import EnvironmentRecord, QueueRecord
-from barge.core.jobspec import JOB_ID_LABEL
+from barge.core.jobspec import ARRAY_INDEX_LABEL, JOB_ID_LABEL
 from barge.kube import Kube
 
 INDEX_NAMES = ("jobdefinitions", "computeenvironments", "jobqueues")
@@ -117,8 +117,9 @@ async def _owned_event(job_id: str | None, kwargs: dict[str, Any]) -> None:
 async def pod_event(event: dict[str, Any], body: kopf.Body, **kwargs: Any) -> None:
     ctl = controller()
     job_id = ctl.store.remember_pod(body, deleted=event["type"] == "DELETED")
-    if (body.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-        ctl.kick()  # its capacity is free now: the next pass may place another job there
+    finished = (body.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    if finished and ARRAY_INDEX_LABEL in (body.get("metadata") or {}).get("labels", {}):
+        ctl.kick()  # an array child's capacity is free now: the next pass may place another there
     await _owned_event(job_id, kwargs)
 
 
