@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,21 +32,45 @@ def resource_version(metadata: dict[str, Any]) -> int:
         return 0
 
 
-_TEMPLATES: dict[str, dict[str, Any]] = {}
+_SHARED: dict[str, Any] = {}
+_SHARED_LIMIT = 4096
 
 
-def _share_template(status: dict[str, Any]) -> dict[str, Any]:
-    """Jobs of one definition resolve to equal templates: keep one copy in memory, not one per job."""
-    resolved = status.get("resolved")
-    if not isinstance(resolved, dict) or not isinstance(resolved.get("template"), dict):
-        return status
-    key = json.dumps(resolved["template"], sort_keys=True, separators=(",", ":"))
-    shared = _TEMPLATES.get(key)
-    if shared is None:
-        if len(_TEMPLATES) > 4096:
-            _TEMPLATES.clear()
-        shared = _TEMPLATES[key] = resolved["template"]
-    return {**status, "resolved": {**resolved, "template": shared}}
+def _shared(value: Any) -> Any:
+    """One copy of an equal value for every job that holds it (never mutated after parsing)."""
+    key = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    held = _SHARED.get(key)
+    if held is None:
+        if len(_SHARED) >= _SHARED_LIMIT:
+            _SHARED.clear()
+        held = _SHARED[key] = value
+    return held
+
+
+def _interned(value: Any) -> Any:
+    """The same value with every key and short string interned: each parsed object otherwise
+    carries its own copy of "lastTransitionTime", "Runnable" and the like."""
+    if isinstance(value, dict):
+        return {sys.intern(k): _interned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interned(v) for v in value]
+    if isinstance(value, str) and len(value) <= 64:
+        return sys.intern(value)
+    return value
+
+
+def _compact(status: dict[str, Any]) -> dict[str, Any]:
+    """Jobs of one definition resolve to equal specs, and jobs waiting in one queue share their
+    reason: keep one copy of each in memory, not one per job (100,000 jobs wait in a deep queue)."""
+    compact = {sys.intern(k): v if k in _SHARED_FIELDS or k == "arrayProperties" else _interned(v)
+               for k, v in status.items()}
+    for name in _SHARED_FIELDS:
+        if isinstance(compact.get(name), (dict, str)):
+            compact[name] = _shared(compact[name])
+    return compact
+
+
+_SHARED_FIELDS = ("resolved", "statusReason", "jobQueue")
 
 
 @dataclass(slots=True)
@@ -69,8 +94,8 @@ class JobRecord:
             resource_version=resource_version(metadata),
             generation=int(metadata.get("generation") or 1),
             created=metadata.get("creationTimestamp") or "",
-            spec=dict(body.get("spec") or {}),
-            status=_share_template(dict(body.get("status") or {})),
+            spec=_interned(dict(body.get("spec") or {})),
+            status=_compact(dict(body.get("status") or {})),
         )
 
     @property
