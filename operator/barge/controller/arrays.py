@@ -255,10 +255,12 @@ class ArrayMixin:
         pods = self._array_pods(record)
         active = {p.index for p in pods if p.active}
         if runtime is not None:
-            # Here too, not only when the array is next looked at: a child that finished within
-            # that time must not hold its capacity until then.
-            self._forget_created(runtime, pods)
-            active |= set(runtime.creating)
+            # A child whose pod exists is counted by its pod, so one that has already finished frees
+            # its capacity now, not at the array's next look. `creating` itself is cleared only by
+            # that look, which also recomputes the runnable list: clearing it here would let a
+            # stale list offer the same child again.
+            seen = {(p.index, p.attempt) for p in pods}
+            active |= {index for index, attempt in runtime.creating.items() if (index, attempt) not in seen}
         return record.status.get("computeEnvironment"), record.request.times(len(active))
 
     def array_wants(self: Controller, record: JobRecord) -> int:
