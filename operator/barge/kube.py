@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import json
 import logging
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,6 +20,7 @@ from kubernetes.client.rest import ApiException
 
 from barge import metrics
 from barge.api.models import GROUP, VERSION
+from barge.core.jobspec import JOB_ID_LABEL
 
 log = logging.getLogger("barge.kube")
 MERGE_PATCH = "application/merge-patch+json"
@@ -26,6 +28,13 @@ MERGE_PATCH = "application/merge-patch+json"
 EVENT_DELAY_SECONDS = 5.0
 EVENT_BACKLOG = 10_000
 PLURALS = {"BatchJob": "batchjobs", "ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues"}
+SMALL_KINDS = ("jobdefinitions", "computeenvironments", "jobqueues")
+CLUSTER_KINDS = ("computeenvironments", "jobqueues")
+WATCH_SECONDS = 300  # the server ends each watch after this long; it is resumed from its last version
+
+
+class WatchError(Exception):
+    """The apiserver ended a watch with an error other than an expired version."""
 
 
 def _drained(fn: Any) -> Any:
@@ -39,14 +48,23 @@ def _drained(fn: Any) -> Any:
 
 
 class Kube:
-    def __init__(self, concurrency: int = 16) -> None:
+    def __init__(self, concurrency: int = 16, kubeconfig: str | None = None) -> None:
         try:
+            if kubeconfig:
+                raise kubernetes.config.ConfigException("a kubeconfig was given")
             kubernetes.config.load_incluster_config()
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()
+            kubernetes.config.load_kube_config(config_file=kubeconfig)
         configuration = kubernetes.client.Configuration.get_default_copy()
         configuration.connection_pool_maxsize = concurrency
         self._api = kubernetes.client.ApiClient(configuration)
+        # Watches hold their connection for minutes: a pool of their own keeps writes' pool free.
+        watching = kubernetes.client.Configuration.get_default_copy()
+        watching.connection_pool_maxsize = 8
+        self._watch_api = kubernetes.client.ApiClient(watching)
+        client = kubernetes.client
+        self._watch_clients = (client.CustomObjectsApi(self._watch_api), client.CoreV1Api(self._watch_api),
+                               client.BatchV1Api(self._watch_api))
         self.custom = kubernetes.client.CustomObjectsApi(self._api)
         self.batch = kubernetes.client.BatchV1Api(self._api)
         self.core = kubernetes.client.CoreV1Api(self._api)
@@ -82,35 +100,98 @@ class Kube:
                 if not self._writes_queued:
                     self._no_writes_queued.set()
 
-    async def list_all(self, what: str, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
-        """Every BatchJob, or every pod or Job carrying the job-id label, as plain dicts, paginated."""
-        selector = "" if what == "batchjobs" else "barge.dev/job-id"
-        items: list[dict[str, Any]] = []
-        for namespace in namespaces or (None,):
-            token = None
-            while True:
-                page = await self._call("list", what, self._list_page, what, namespace, selector, token)
-                items += page["items"]
-                token = (page.get("metadata") or {}).get("continue")
-                if not token:
-                    break
-        return items
+    async def list_pages(self, what: str, namespace: str | None) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """Every BatchJob, or every pod or Job carrying the job-id label, of one namespace (None: all),
+        page by page as plain dicts, each page with the list's resourceVersion (a watch resumes there)."""
+        token, version = None, ""
+        while True:
+            page = await self._call("list", what, self._list_page, what, namespace, token)
+            version = version or str((page.get("metadata") or {}).get("resourceVersion") or "")
+            yield page["items"], version
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
 
-    def _list_page(self, what: str, namespace: str | None, selector: str, token: str | None) -> dict[str, Any]:
-        response: Any
-        options: dict[str, Any] = {"limit": 2000, "_continue": token, "label_selector": selector,
-                                   "_preload_content": False}
-        if what == "batchjobs":
-            response = (self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, what, **options)
-                        if namespace else self.custom.list_cluster_custom_object(GROUP, VERSION, what, **options))
-        elif what == "pods":
-            response = (self.core.list_namespaced_pod(namespace, **options) if namespace
-                        else self.core.list_pod_for_all_namespaces(**options))
-        else:
-            response = (self.batch.list_namespaced_job(namespace, **options) if namespace
-                        else self.batch.list_job_for_all_namespaces(**options))
+    async def keys(self, what: str, namespaces: tuple[str, ...]) -> list[Any]:
+        """How kopf's index of a small kind keys each object that exists: (namespace, name) for job
+        definitions, the name for the cluster-wide compute environments and queues."""
+        keys: list[Any] = []
+        for namespace in (() if what in CLUSTER_KINDS else namespaces) or (None,):
+            async for items, _ in self.list_pages(what, namespace):
+                for item in items:
+                    metadata = item.get("metadata") or {}
+                    keys.append(metadata.get("name") if what in CLUSTER_KINDS
+                                else (metadata.get("namespace"), metadata.get("name")))
+        return keys
+
+    def list_all_blocking(self, what: str, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
+        """The same list from a watch's own thread (a relist after the watch expired)."""
+        items: list[dict[str, Any]] = []
+        token, version = None, ""
+        while True:
+            metrics.API_REQUESTS.labels("list", what).inc()
+            page = self._list_page(what, namespace, token)
+            version = version or str((page.get("metadata") or {}).get("resourceVersion") or "")
+            items += page["items"]
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items, version
+
+    def _lister(self, what: str, namespace: str | None, watch: bool = False) -> tuple[Any, tuple[Any, ...], str]:
+        """The client call that lists (or watches) one kind, its positional arguments, and its selector."""
+        custom, core, batch = self._watch_clients if watch else (self.custom, self.core, self.batch)
+        if what in SMALL_KINDS or what == "batchjobs":
+            if namespace is None or what in CLUSTER_KINDS:
+                return custom.list_cluster_custom_object, (GROUP, VERSION, what), ""
+            return custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, what), ""
+        if what == "pods":
+            return ((core.list_namespaced_pod, (namespace,), JOB_ID_LABEL) if namespace
+                    else (core.list_pod_for_all_namespaces, (), JOB_ID_LABEL))
+        return ((batch.list_namespaced_job, (namespace,), JOB_ID_LABEL) if namespace
+                else (batch.list_job_for_all_namespaces, (), JOB_ID_LABEL))
+
+    def _list_page(self, what: str, namespace: str | None, token: str | None) -> dict[str, Any]:
+        fn, args, selector = self._lister(what, namespace)
+        response = fn(*args, limit=2000, _continue=token, label_selector=selector, _preload_content=False)
         page: dict[str, Any] = json.loads(response.data)
         return page
+
+    def watch_blocking(self, what: str, namespace: str | None, resource_version: str,
+                       deliver: Callable[[list[dict[str, Any]], str], None], stopped: Callable[[], bool]) -> str:
+        """Follow one kind from resource_version until the server ends the watch; blocks, so it runs
+        in a thread of its own. Events are parsed here and handed over a chunk at a time with the
+        version reached. Returns the version to resume from, or "" when it has expired (410 Gone:
+        list again)."""
+        fn, args, selector = self._lister(what, namespace, watch=True)
+        metrics.API_REQUESTS.labels("watch", what).inc()
+        response = fn(*args, watch=True, resource_version=resource_version, allow_watch_bookmarks=True,
+                      timeout_seconds=WATCH_SECONDS, label_selector=selector, _preload_content=False,
+                      _request_timeout=(10, WATCH_SECONDS + 30))
+        try:
+            pending = b""
+            for chunk in response.stream(amt=None, decode_content=False):
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                events = []
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    kind = event.get("type")
+                    body = event.get("object") or {}
+                    if kind == "ERROR":
+                        if body.get("code") == 410:
+                            return ""
+                        raise WatchError(f"watch of {what}: {body.get('message') or body}")
+                    resource_version = str((body.get("metadata") or {}).get("resourceVersion") or resource_version)
+                    if kind != "BOOKMARK":
+                        events.append(event)
+                deliver(events, resource_version)
+                if stopped():
+                    break
+            return resource_version
+        finally:
+            response.release_conn()
 
     async def patch_status(self, kind: str, name: str, status: dict[str, Any],
                            namespace: str | None = None) -> dict[str, Any] | None:
@@ -219,3 +300,4 @@ class Kube:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._api.close()
+        self._watch_api.close()

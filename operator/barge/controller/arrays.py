@@ -84,7 +84,7 @@ class DependencyMixin:
 
     def notify_dependents(self: Controller, record: JobRecord) -> None:
         for key in self.store.dependents(record.key):
-            self._spawn(self.reconcile_job(key))
+            self.request_reconcile(key)
 
     async def _reconcile_pending(self: Controller, record: JobRecord) -> None:
         verdict = self.dependency_verdict(record)
@@ -205,7 +205,7 @@ class ArrayMixin:
         runtime = self.arrays.get(key)
         if runtime is not None:
             runtime.flush_pending = False
-            self._spawn(self.reconcile_job(key))
+            self.request_reconcile(key)
 
     async def _finish_array(self: Controller, record: JobRecord, runtime: ArrayRuntime, reason: str | None,
                             failed_children_reason: str | None = None, flag: str | None = None) -> None:

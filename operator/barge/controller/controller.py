@@ -13,17 +13,20 @@ import dataclasses
 import logging
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 from barge import metrics
 from barge.config import Settings
 from barge.controller.arrays import ArrayMixin, ArrayRuntime, DependencyMixin, array_size
+from barge.controller.informer import Informer
 from barge.controller.records import JobKey, JobRecord, now_iso, parse_time
 from barge.controller.store import Store
 from barge.core import jobspec, lifecycle
+from barge.core.jobspec import ARRAY_INDEX_LABEL, JOB_ID_LABEL
 from barge.core.resources import Resources, format_bytes, format_cpu
 from barge.core.scheduler import Runnable, Snapshot, Waiting, schedule
-from barge.kube import Kube
+from barge.kube import SMALL_KINDS, Kube
 
 log = logging.getLogger("barge.controller")
 TERMINAL = lifecycle.TERMINAL
@@ -32,6 +35,40 @@ REFERENCE_GRACE_SECONDS = 10
 ARRAY_COALESCE_SECONDS = 0.25  # how long an array's pod events gather before one look at the array
 STATE_EVENT_REASONS = {"SUBMITTED": "Submitted", "PENDING": "Pending", "RUNNABLE": "Runnable",
                        "STARTING": "Starting", "RUNNING": "Running", "SUCCEEDED": "Succeeded", "FAILED": "Failed"}
+
+
+def _label(body: dict[str, Any], name: str) -> str | None:
+    return ((body.get("metadata") or {}).get("labels") or {}).get(name)
+
+
+def _finished_array_child(pod: dict[str, Any]) -> bool:
+    return _label(pod, ARRAY_INDEX_LABEL) is not None and (pod.get("status") or {}).get("phase") in (
+        "Succeeded", "Failed")
+
+
+class KeyedLocks:
+    """One lock per job, kept only while it is held or awaited: 100,000 waiting jobs would otherwise
+    keep 100,000 locks."""
+
+    def __init__(self) -> None:
+        self._held: dict[JobKey, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, key: JobKey) -> AsyncIterator[None]:
+        lock, users = self._held.get(key) or (asyncio.Lock(), 0)
+        self._held[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._held[key]
+            if users == 1:
+                del self._held[key]
+            else:
+                self._held[key] = (lock, users - 1)
 
 
 # Answers to a Job create that are about the Job itself (invalid, forbidden, namespace gone): the job fails.
@@ -67,7 +104,7 @@ class Controller(DependencyMixin, ArrayMixin):
         self.kube = kube
         self.clock = clock
         self.store = Store()
-        self._locks: dict[JobKey, asyncio.Lock] = {}
+        self._lock = KeyedLocks()
         self._wake = asyncio.Event()
         self._created_jobs: set[str] = set()
         self._reason_written_at: dict[JobKey, float] = {}
@@ -82,34 +119,101 @@ class Controller(DependencyMixin, ArrayMixin):
         self._settled_cache: dict[tuple[str, str, int], Any] = {}
         self._array_reconcile_scheduled: set[JobKey] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._reconcile_requested: set[JobKey] = set()
+        self.informer = Informer(kube, settings.namespaces, self.on_event, self.on_relist)
 
     # --- plumbing -------------------------------------------------------------------------
 
     async def initial_list(self) -> None:
-        """Everything Barge created, listed once before the first scheduling pass, so a restart
-        counts the quota in full; watch events keep it current afterwards."""
+        """Everything Barge created, listed once before anything is reconciled or scheduled, so a
+        restart counts the quota in full; watches resumed from each list keep it current."""
         while True:
             try:
-                namespaces = self.settings.namespaces
-                for body in await self.kube.list_all("batchjobs", namespaces):
-                    self.store.remember(body)
-                for body in await self.kube.list_all("jobs", namespaces):
-                    self.store.remember_kube_job(body)
-                for body in await self.kube.list_all("pods", namespaces):
-                    self.store.remember_pod(body)
+                versions = {what: await self.informer.list_into(what, remember) for what, remember in (
+                    ("batchjobs", self.store.remember), ("jobs", self.store.remember_kube_job),
+                    ("pods", self.store.remember_pod))}
                 break
             except Exception:
                 log.exception("listing BatchJobs, Jobs and pods failed; retrying")
                 await asyncio.sleep(2)
+        for what, at in versions.items():
+            self.informer.follow(what, at)
+        await self._await_small_kinds()
         self.store.listed.set()
-        # Reconciling needs the compute environments, queues and definitions too (kopf's indexes, filled
-        # by their own watches): without them a STARTING job would look as if its environment were gone.
-        while not self.store.ready:
-            await asyncio.sleep(0.1)
         self.kick()
         for record in self.store.jobs():
             if record.state not in TERMINAL:
-                self._spawn(self.reconcile_job(record.key))
+                self.request_reconcile(record.key)
+
+    async def _await_small_kinds(self) -> None:
+        """Reconciling needs the compute environments, queues and definitions, which kopf indexes from
+        watches of its own: without them a job would look as if its queue were gone. Wait until the
+        indexes hold every one that a list of ours finds (one deleted meanwhile drops out of the next list)."""
+        while True:
+            try:
+                namespaces = self.settings.namespaces
+                missing = [(what, key) for what in SMALL_KINDS for key in await self.kube.keys(what, namespaces)
+                           if not self.store.indexed(what, key)]
+                if not missing:
+                    return
+                log.debug("waiting for kopf to index %s", missing[:3])
+            except Exception:
+                log.exception("listing compute environments, queues and definitions failed; retrying")
+            await asyncio.sleep(0.2)
+
+    # --- watch events of BatchJobs, their Jobs and pods (from the informer) ------------------
+
+    def on_event(self, what: str, kind: str, body: dict[str, Any]) -> None:
+        deleted = kind == "DELETED"
+        if what == "batchjobs":
+            metadata = body.get("metadata") or {}
+            key = (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+            if deleted:
+                self.forget(key)
+            else:
+                # Also the echo of Barge's own write: some steps (an array's first children) follow it.
+                self.store.remember(body)
+                self.request_reconcile(key)
+            return
+        remember = self.store.remember_pod if what == "pods" else self.store.remember_kube_job
+        job_id = remember(body, deleted=deleted)
+        if what == "pods" and _finished_array_child(body):
+            self.kick()  # its capacity is free now: the next pass may place another child there
+        owner = self.store.job_key_by_uid(job_id or "")
+        if owner is not None:
+            self.owned_changed(owner)
+
+    def on_relist(self, what: str, namespace: str | None, items: list[dict[str, Any]]) -> None:
+        """A watch expired and its kind was listed again: what is gone is forgotten, the rest is
+        handled as if just modified."""
+        if what == "batchjobs":
+            listed_jobs = {((b.get("metadata") or {}).get("namespace"), (b.get("metadata") or {}).get("name"))
+                           for b in items}
+            for record in self.store.jobs():
+                if (namespace is None or record.namespace == namespace) and record.key not in listed_jobs:
+                    self.forget(record.key)
+        else:
+            listed = {(_label(b, JOB_ID_LABEL), (b.get("metadata") or {}).get("name")) for b in items}
+            for job_id, name in self.store.owned_names(what, namespace) - listed:
+                self.store.forget_owned(what, job_id, name)
+                key = self.store.job_key_by_uid(job_id)
+                if key is not None:
+                    self.owned_changed(key)
+        for body in items:
+            self.on_event(what, "MODIFIED", body)
+
+    def request_reconcile(self, key: JobKey) -> None:
+        """Reconcile soon; requests for one job that arrive before its reconcile starts share it."""
+        if key not in self._reconcile_requested:
+            self._reconcile_requested.add(key)
+            self._spawn(self._requested_reconcile(key))
+
+    async def _requested_reconcile(self, key: JobKey) -> None:
+        self._reconcile_requested.discard(key)
+        try:
+            await self.reconcile_job(key)
+        except Exception:
+            log.exception("reconciling %s/%s failed", *key)
 
     def kick(self) -> None:
         self._wake.set()
@@ -119,15 +223,8 @@ class Controller(DependencyMixin, ArrayMixin):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _lock(self, key: JobKey) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
-
     def forget(self, key: JobKey) -> None:
         self.store.forget(key)
-        self._locks.pop(key, None)
         self._reason_written_at.pop(key, None)
         self.arrays.pop(key, None)
         self._admitted.pop(key, None)
@@ -197,13 +294,13 @@ class Controller(DependencyMixin, ArrayMixin):
 
     # --- one job --------------------------------------------------------------------------
 
-    async def reconcile_owned(self, key: JobKey) -> None:
+    def owned_changed(self, key: JobKey) -> None:
         """A pod or Kubernetes Job of this BatchJob changed. An array's children report by the
         hundred per second and each look at an array costs time in its size, so one look every
         ARRAY_COALESCE_SECONDS serves them all; any other job is reconciled at once."""
         record = self.store.job(key)
         if record is None or array_size(record) is None or record.state != "PENDING":
-            await self.reconcile_job(key)
+            self.request_reconcile(key)
             return
         if key not in self._array_reconcile_scheduled:
             self._array_reconcile_scheduled.add(key)
@@ -211,9 +308,10 @@ class Controller(DependencyMixin, ArrayMixin):
 
     def _reconcile_coalesced(self, key: JobKey) -> None:
         self._array_reconcile_scheduled.discard(key)
-        self._spawn(self.reconcile_job(key))
+        self.request_reconcile(key)
 
     async def reconcile_job(self, key: JobKey) -> None:
+        await self.store.listed.wait()
         async with self._lock(key):
             record = self.store.job(key)
             if record is None or record.state in TERMINAL:
@@ -295,7 +393,7 @@ class Controller(DependencyMixin, ArrayMixin):
         return created is not None and self.clock() - created < REFERENCE_GRACE_SECONDS
 
     def _spawn_reconcile(self, key: JobKey) -> None:
-        self._spawn(self.reconcile_job(key))
+        self.request_reconcile(key)
 
     def _admission_problem(self, record: JobRecord) -> str | None:
         queue = self.store.queue(record.queue)

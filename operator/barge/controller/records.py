@@ -67,6 +67,10 @@ def _compact(status: dict[str, Any]) -> dict[str, Any]:
     for name in _SHARED_FIELDS:
         if isinstance(compact.get(name), (dict, str)):
             compact[name] = _shared(compact[name])
+    reason = compact.get("statusReason")
+    for condition in compact.get("conditions") or ():
+        if isinstance(condition, dict) and condition.get("message") == reason:
+            condition["message"] = reason  # the Finished condition repeats the reason: one copy
     return compact
 
 
@@ -87,7 +91,7 @@ class JobRecord:
     @classmethod
     def from_body(cls, body: Any) -> JobRecord:
         metadata = body.get("metadata") or {}
-        return cls(
+        record = cls(
             namespace=metadata.get("namespace", ""),
             name=metadata.get("name", ""),
             uid=metadata.get("uid", ""),
@@ -97,6 +101,9 @@ class JobRecord:
             spec=_interned(dict(body.get("spec") or {})),
             status=_compact(dict(body.get("status") or {})),
         )
+        if record.status.get("jobId") == record.uid:
+            record.status["jobId"] = record.uid
+        return record
 
     @property
     def key(self) -> JobKey:

@@ -1,9 +1,8 @@
 """What the operator knows about the cluster.
 
 The few, small kinds (compute environments, queues, definitions) live in kopf's indexes. BatchJobs,
-their pods and Kubernetes Jobs can number in the hundreds of thousands; kopf's index barrier holds
-a toggle per indexed object at startup and wakes every waiter on each change, which does not scale,
-so those live here instead: filled by one paginated list at startup (the scheduler does not run
+their pods and Kubernetes Jobs can number in the hundreds of thousands, so those live here instead
+(see informer.py): filled by one paginated list at startup (nothing is reconciled or scheduled
 before it completes, so the quota is counted in full after any restart), then kept current by watch
 events and by Barge's own writes. A version never replaces a newer one (etcd revisions are integers),
 so a stale event cannot undo a placement Barge has just written.
@@ -44,29 +43,34 @@ class Store:
         self._dependents: dict[JobKey, set[JobKey]] = {}
         self._pods: dict[str, dict[str, tuple[int, PodObservation]]] = {}
         self._kube_jobs: dict[str, dict[str, tuple[int, KubeJobObservation]]] = {}
+        # Set once the big kinds are listed and kopf's indexes hold every small object that exists.
         self.listed = asyncio.Event()
 
     @property
     def ready(self) -> bool:
-        return self.listed.is_set() and "jobdefinitions" in self.indexes
+        return self.listed.is_set()
 
     def capture(self, indexes: Mapping[str, Any]) -> None:
-        """Keep kopf's live index objects (handed to every handler) for the scheduling loop."""
-        if "jobdefinitions" not in self.indexes:
-            self.indexes = dict(indexes)
+        """Keep kopf's live index objects (handed to every handler, filled by kopf's own watches)."""
+        self.indexes = dict(indexes)
+
+    def indexed(self, what: str, key: Any) -> bool:
+        index = self.indexes.get(what)
+        return index is not None and key in index
 
     # --- BatchJobs ------------------------------------------------------------------------
 
     def remember(self, body: Mapping[str, Any]) -> JobRecord:
         """A BatchJob as seen in an event, a list or a write response; never older than what we hold."""
         record = JobRecord.from_body(body)
-        held = self._jobs.get(record.key)
+        key = record.key
+        held = self._jobs.get(key)
         if held is not None and held.resource_version > record.resource_version:
             return held
         if held is not None and held.uid != record.uid:
             self._keys_by_uid.pop(held.uid, None)
-        self._jobs[record.key] = record
-        self._keys_by_uid[record.uid] = record.key
+        self._jobs[key] = record
+        self._keys_by_uid[record.uid] = key
         self._index_dependencies(record)
         return record
 
@@ -129,6 +133,25 @@ class Store:
         else:
             owned[name] = (version, observe(dict(body)))
         return job_id
+
+    def owned_names(self, what: str, namespace: str | None) -> set[tuple[str, str]]:
+        """(job id, name) of every pod or Job held, of one namespace (None: all). An orphan, whose
+        BatchJob is not known, counts in every namespace's list only when all are watched."""
+        table = self._pods if what == "pods" else self._kube_jobs
+        held: set[tuple[str, str]] = set()
+        for job_id, owned in table.items():
+            key = self._keys_by_uid.get(job_id)
+            if namespace is None or (key is not None and key[0] == namespace):
+                held.update((job_id, name) for name in owned)
+        return held
+
+    def forget_owned(self, what: str, job_id: str, name: str) -> None:
+        table = self._pods if what == "pods" else self._kube_jobs
+        owned = table.get(job_id)
+        if owned is not None:
+            owned.pop(name, None)
+            if not owned:
+                del table[job_id]
 
     def pods(self, job_id: str) -> list[PodObservation]:
         return [observation for _, observation in self._pods.get(job_id, {}).values()]

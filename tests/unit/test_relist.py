@@ -1,0 +1,104 @@
+"""After a watch expires its kind is listed again: the store drops what is gone, in the watch's
+namespace only, and keeps everything else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from barge.config import Settings
+from barge.controller.controller import Controller, KeyedLocks
+
+
+def batchjob(namespace: str, name: str, version: int = 1) -> dict[str, Any]:
+    return {"metadata": {"namespace": namespace, "name": name, "uid": f"uid-{namespace}-{name}",
+                         "resourceVersion": str(version)}, "spec": {"jobQueue": "q"}, "status": {"state": "RUNNABLE"}}
+
+
+def pod(job: dict[str, Any], name: str, version: int = 1) -> dict[str, Any]:
+    return {"metadata": {"namespace": job["metadata"]["namespace"], "name": name, "resourceVersion": str(version),
+                         "labels": {"barge.dev/job-id": job["metadata"]["uid"], "barge.dev/attempt": "1"}},
+            "status": {"phase": "Running"}}
+
+
+def controller() -> Controller:
+    return Controller(Settings(), kube=None)  # type: ignore[arg-type] - nothing here calls the API
+
+
+def test_relisted_batchjobs_forget_the_deleted_ones_of_that_namespace_only() -> None:
+    async def scenario() -> None:
+        ctl = controller()
+        for namespace, name in (("a", "gone"), ("a", "kept"), ("b", "other")):
+            ctl.on_event("batchjobs", "ADDED", batchjob(namespace, name))
+        ctl.on_relist("batchjobs", "a", [batchjob("a", "kept", version=7)])
+        assert sorted(r.key for r in ctl.store.jobs()) == [("a", "kept"), ("b", "other")]
+        kept = ctl.store.job(("a", "kept"))
+        assert kept is not None and kept.resource_version == 7
+        assert ("a", "kept") in ctl._reconcile_requested
+
+    asyncio.run(scenario())
+
+
+def test_relisted_batchjobs_of_all_namespaces_forget_every_deleted_one() -> None:
+    async def scenario() -> None:
+        ctl = controller()
+        for namespace, name in (("a", "gone"), ("b", "gone-too"), ("b", "kept")):
+            ctl.on_event("batchjobs", "ADDED", batchjob(namespace, name))
+        ctl.on_relist("batchjobs", None, [batchjob("b", "kept")])
+        assert [r.key for r in ctl.store.jobs()] == [("b", "kept")]
+
+    asyncio.run(scenario())
+
+
+def test_relisted_pods_forget_the_deleted_ones_and_look_at_their_job_again() -> None:
+    async def scenario() -> None:
+        ctl = controller()
+        job, other = batchjob("a", "j"), batchjob("b", "k")
+        ctl.on_event("batchjobs", "ADDED", job)
+        ctl.on_event("batchjobs", "ADDED", other)
+        for body in (pod(job, "j-1"), pod(job, "j-2"), pod(other, "k-1")):
+            ctl.on_event("pods", "ADDED", body)
+        ctl._reconcile_requested.clear()
+        ctl.on_relist("pods", "a", [pod(job, "j-2", version=9)])
+        assert [p.name for p in ctl.store.pods("uid-a-j")] == ["j-2"]
+        assert [p.name for p in ctl.store.pods("uid-b-k")] == ["k-1"]  # another namespace's watch
+        assert ctl._reconcile_requested == {("a", "j")}
+
+    asyncio.run(scenario())
+
+
+def test_a_deleted_pod_event_forgets_the_pod() -> None:
+    async def scenario() -> None:
+        ctl = controller()
+        job = batchjob("a", "j")
+        ctl.on_event("batchjobs", "ADDED", job)
+        ctl.on_event("pods", "ADDED", pod(job, "j-1"))
+        ctl.on_event("pods", "DELETED", pod(job, "j-1", version=2))
+        assert ctl.store.pods("uid-a-j") == []
+        ctl.on_event("batchjobs", "DELETED", job)
+        assert ctl.store.job(("a", "j")) is None
+
+    asyncio.run(scenario())
+
+
+def test_a_job_lock_excludes_and_is_dropped_once_nobody_holds_or_awaits_it() -> None:
+    async def scenario() -> None:
+        locks = KeyedLocks()
+        order: list[str] = []
+
+        async def hold(name: str) -> None:
+            async with locks(("a", "j")):
+                order.append(f"{name} in")
+                await asyncio.sleep(0.01)
+                order.append(f"{name} out")
+
+        await asyncio.gather(hold("first"), hold("second"))
+        assert order == ["first in", "first out", "second in", "second out"]
+        assert len(locks) == 0
+        with contextlib.suppress(RuntimeError):
+            async with locks(("a", "j")):
+                raise RuntimeError("a failed reconcile")
+        assert len(locks) == 0
+
+    asyncio.run(scenario())
