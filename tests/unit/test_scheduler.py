@@ -759,3 +759,48 @@ def test_one_hundred_thousand_jobs_schedule_with_correct_counts() -> None:
     assert all(p.key.endswith(("1", "3", "5", "7", "9")) for p in decisions.placements)
     assert decisions.usage["a"] == Resources(64000, 64 * Gi)
     assert decisions.usage["b"] == Resources(32000, 32 * Gi)
+
+
+# --- A deep queue: only what changed is reported -------------------------------------------
+
+
+def test_a_job_already_waiting_for_the_same_reason_since_the_same_time_is_left_out() -> None:
+    first = run([env("ce", cpu=1)], [queue("q", ["ce"])], [job("a", cpu=2)])
+    told = first.waiting["a"]
+    again = run([env("ce", cpu=1)], [queue("q", ["ce"])],
+                [job("a", cpu=2, blocked_category=told.category, blocked_since=told.since, reason=told.reason)],
+                now=NOW + 60)
+    assert again.waiting == {}
+
+
+def test_a_changed_reason_is_reported_with_the_time_it_started_waiting() -> None:
+    old = job("a", at=1.0, cpu=2, blocked_category=CAPACITY, blocked_since=5.0, reason="an older text")
+    decisions = run([env("ce", cpu=3)], [queue("q", ["ce"])], [job("b", cpu=2), old])
+    assert decisions.waiting["a"].since == 5.0
+    assert decisions.waiting["a"].reason.startswith(CAPACITY)
+
+
+def test_a_changed_category_is_reported_from_now() -> None:
+    old = job("a", cpu=2, blocked_category=CAPACITY, blocked_since=5.0, reason="any")
+    decisions = run([env("ce", cpu=1)], [queue("q", ["ce"])], [old])
+    assert decisions.waiting["a"].category == MAX_RESOURCE
+    assert decisions.waiting["a"].since == NOW
+
+
+def test_a_job_left_out_as_unchanged_is_still_cancelled_by_a_time_limit() -> None:
+    rule = TimeLimitAction(CAPACITY, 60)
+    first = run([env("ce", cpu=1)], [_limited_queue(rule)], [job("blocker"), job("a", at=1.0)])
+    told = first.waiting["a"]
+    later = run([env("ce", cpu=1)], [_limited_queue(rule)],
+                [job("blocker"), job("a", at=1.0, blocked_category=told.category, blocked_since=told.since,
+                                     reason=told.reason)], now=told.since + 61)
+    assert [c.key for c in later.cancellations] == ["a"]
+
+
+def test_jobs_sharing_one_request_object_in_different_queues_get_their_own_reasons() -> None:
+    shared = Resources(2000, 0, 0)
+    jobs = [Runnable(f"{name}-{i}", name, float(i), shared) for i in range(3) for name in ("q1", "q2")]
+    decisions = run([env("small", cpu=1), env("off", enabled=False)],
+                    [queue("q1", ["small"]), queue("q2", ["off"])], jobs)
+    assert {w.category for k, w in decisions.waiting.items() if k.startswith("q1")} == {MAX_RESOURCE}
+    assert {w.category for k, w in decisions.waiting.items() if k.startswith("q2")} == {ENVIRONMENT_UNAVAILABLE}

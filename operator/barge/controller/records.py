@@ -87,6 +87,10 @@ class JobRecord:
     created: str
     spec: dict[str, Any]
     status: dict[str, Any]
+    key: JobKey = field(init=False, compare=False)  # (namespace, name), built once: every pass reads it
+
+    def __post_init__(self) -> None:
+        self.key = (self.namespace, self.name)
 
     @classmethod
     def from_body(cls, body: Any) -> JobRecord:
@@ -104,10 +108,6 @@ class JobRecord:
         if record.status.get("jobId") == record.uid:
             record.status["jobId"] = record.uid
         return record
-
-    @property
-    def key(self) -> JobKey:
-        return (self.namespace, self.name)
 
     @property
     def state(self) -> str | None:

@@ -60,6 +60,7 @@ class Runnable:
     pinned_environment: str | None = None
     blocked_category: str | None = None
     blocked_since: float | None = None
+    reason: str | None = None  # the statusReason it has now; None: unknown
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -98,6 +99,8 @@ class Cancellation:
 @dataclass(frozen=True, slots=True)
 class Decisions:
     placements: list[Placement]
+    # Jobs that wait with a category, reason or since other than the ones they carry: a job already
+    # waiting for the same reason since the same time is left out (a deep queue is mostly those).
     waiting: dict[str, Waiting]
     cancellations: list[Cancellation]
     usage: dict[str, Resources]
@@ -115,10 +118,12 @@ def schedule(snapshot: Snapshot, now: float) -> Decisions:
         queue = snapshot.queues[job.queue]
         category, reason = reasons.reason(job, queue, placed)
         since = _blocked_since(job, category, now)
-        cancellation = None if placed else _time_limit_cancellation(job, queue, category, since, now)
-        if cancellation is not None:
-            cancellations.append(cancellation)
-        else:
+        if queue.time_limit_actions and not placed:
+            cancellation = _time_limit_cancellation(job, queue, category, since, now)
+            if cancellation is not None:
+                cancellations.append(cancellation)
+                continue
+        if job.reason != reason or job.blocked_category != category or job.blocked_since != since:
             waiting[job.key] = Waiting(job.key, category, reason, since)
     return Decisions(placements, waiting, cancellations, usage)
 
@@ -180,16 +185,21 @@ class _Placer:
         self._usage = usage
         self._full: set[tuple[str, Resources]] = set()
         self._hopeless: set[tuple[tuple[str, ...], Resources]] = set()
+        self._last_hopeless: tuple[tuple[str, ...] | None, Resources | None] = (None, None)
 
     def place(self, job: Runnable, candidates: tuple[str, ...]) -> Placement | None:
+        if job.request is self._last_hopeless[1] and candidates is self._last_hopeless[0]:
+            return None  # the same objects as the job before, which did not fit: no hashing needed
         shape = (candidates, job.request)
         if shape in self._hopeless:
+            self._last_hopeless = shape
             return None
         for name in candidates:
             placement = self._place_in(job, name)
             if placement is not None:
                 return placement
         self._hopeless.add(shape)
+        self._last_hopeless = shape
         return None
 
     def _place_in(self, job: Runnable, name: str) -> Placement | None:
@@ -304,12 +314,19 @@ class _ReasonWriter:
         self._environments = snapshot.environments
         self._usage = usage
         self._cache: dict[tuple[str, str | None, Resources, int, int], tuple[str, str]] = {}
+        self._last: tuple[Runnable | None, int, tuple[str, str]] = (None, 0, ("", ""))
 
     def reason(self, job: Runnable, queue: Queue, placed: int) -> tuple[str, str]:
+        last_job, last_placed, last = self._last
+        if (last_job is not None and job.request is last_job.request and job.queue is last_job.queue
+                and job.pinned_environment is last_job.pinned_environment and job.count == last_job.count
+                and placed == last_placed):
+            return last  # the same objects as the job before: the same text, without hashing
         cache_key = (queue.name, job.pinned_environment, job.request, job.count, placed)
         cached = self._cache.get(cache_key)
         if cached is None:
             cached = self._cache[cache_key] = self._explain(job, queue, placed)
+        self._last = (job, placed, cached)
         return cached
 
     def _explain(self, job: Runnable, queue: Queue, placed: int) -> tuple[str, str]:
