@@ -47,14 +47,20 @@ def _shared(value: Any) -> Any:
     return held
 
 
-def _interned(value: Any) -> Any:
-    """The same value with every key and short string interned: each parsed object otherwise
-    carries its own copy of "lastTransitionTime", "Runnable" and the like."""
+# Fields whose values repeat across jobs. Others (timestamps, uids) are unique: interning those
+# would only add an entry per job to the interpreter's table of interned strings.
+_ENUMERATED = frozenset({"state", "reason", "type", "status", "category", "jobQueue", "jobDefinition",
+                         "computeEnvironment", "action"})
+
+
+def _interned(value: Any, enumerated: bool = False) -> Any:
+    """The same value with every key, and the values of enumerated fields, interned: each parsed
+    object otherwise carries its own copy of "lastTransitionTime", "Runnable" and the like."""
     if isinstance(value, dict):
-        return {sys.intern(k): _interned(v) for k, v in value.items()}
+        return {sys.intern(k): _interned(v, k in _ENUMERATED) for k, v in value.items()}
     if isinstance(value, list):
         return [_interned(v) for v in value]
-    if isinstance(value, str) and len(value) <= 64:
+    if enumerated and isinstance(value, str) and len(value) <= 64:
         return sys.intern(value)
     return value
 
@@ -62,7 +68,7 @@ def _interned(value: Any) -> Any:
 def _compact(status: dict[str, Any]) -> dict[str, Any]:
     """Jobs of one definition resolve to equal specs, and jobs waiting in one queue share their
     reason: keep one copy of each in memory, not one per job (100,000 jobs wait in a deep queue)."""
-    compact = {sys.intern(k): v if k in _SHARED_FIELDS or k == "arrayProperties" else _interned(v)
+    compact = {sys.intern(k): v if k in _SHARED_FIELDS or k == "arrayProperties" else _interned(v, k in _ENUMERATED)
                for k, v in status.items()}
     for name in _SHARED_FIELDS:
         if isinstance(compact.get(name), (dict, str)):
@@ -102,7 +108,7 @@ class JobRecord:
             resource_version=resource_version(metadata),
             generation=int(metadata.get("generation") or 1),
             created=metadata.get("creationTimestamp") or "",
-            spec=_interned(dict(body.get("spec") or {})),
+            spec=_interned(body.get("spec") or {}),
             status=_compact(dict(body.get("status") or {})),
         )
         if record.status.get("jobId") == record.uid:
