@@ -31,3 +31,6 @@ EVENTS_DROPPED = Counter("barge_events_dropped_total",
                          "Kubernetes Events not posted because too many were waiting behind job writes")
 API_REQUESTS = Counter("barge_kubernetes_api_requests_total", "Kubernetes API writes", ["verb", "resource"])
 LEADER = Gauge("barge_leader", "1 while this replica holds the leader lease (always 1 without leader election)")
+WATCH_RELISTS = Counter("barge_watch_relists_total",
+                        "Watches of BatchJobs, Jobs or pods that expired (410 Gone) and were listed again",
+                        ["resource"])

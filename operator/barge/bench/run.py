@@ -528,6 +528,7 @@ def run(quick: bool, only: list[str], out: Path, array_to_completion: bool = Fal
         for name, step in steps.items():
             if only and name not in only:
                 continue
+            bench.settle()  # an earlier step's (or run's) namespace still being deleted is not ours to list
             bench.start_operator()
             try:
                 step()

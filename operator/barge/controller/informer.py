@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from barge import metrics
 from barge.kube import Kube
 
 log = logging.getLogger("barge.informer")
@@ -71,7 +72,10 @@ class Informer:
         while not self._stopped.is_set():
             try:
                 if not position[0]:
+                    metrics.WATCH_RELISTS.labels(what).inc()
                     items, position[0] = self.kube.list_all_blocking(what, namespace)
+                    log.warning("the watch of %s in %s expired; listed %d again", what,
+                                namespace or "all namespaces", len(items))
                     self._post(self._apply_relist, what, namespace, items)
                 position[0] = self.kube.watch_blocking(what, namespace, position[0], deliver,
                                                        self._stopped.is_set)
