@@ -15,7 +15,7 @@ WAIT_SECONDS = Histogram(
 )
 CYCLE_SECONDS = Histogram(
     "barge_scheduling_cycle_seconds", "Duration of one scheduling pass (decisions only)",
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5),
 )
 PLACEMENTS = Counter("barge_placements_total", "Attempts placed on a compute environment", ["compute_environment"])
 PLACEMENTS_RECOVERED = Counter(

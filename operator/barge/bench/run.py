@@ -422,7 +422,10 @@ class Bench:
         self.submit(ns, names, "blocker", ns)
         self.wait(lambda: self.queue_states(ns).get("RUNNABLE", 0) >= n, 7200, "P4 jobs RUNNABLE", interval=5)
         before = self.metrics()
-        time.sleep(observe_seconds)  # periodic passes over the full queue
+        # Passes over the full queue: the periodic ones, and those that jobs arriving meanwhile ask for.
+        for i in range(int(observe_seconds // 2)):
+            self.submit(ns, [f"late-{i}"], "blocker", ns)
+            time.sleep(2)
         after = self.metrics()
         self.results |= {"p4_jobs": n, "p4_rss_mb": round(self.operator_rss_mb(), 1)}
         self.results |= cycle_quantiles(before, after)
@@ -470,10 +473,24 @@ def cycle_quantiles(before: dict[str, float], after: dict[str, float]) -> dict[s
     total = buckets[-1][1] if buckets else 0
     result = {}
     for name, q in (("p4_cycle_p50_ms", 0.5), ("p4_cycle_p95_ms", 0.95)):
-        bound = next((le for le, count in buckets if total and count >= q * total), float("nan"))
-        result[name] = round(bound * 1000, 1)
+        result[name] = round(_bucket_quantile(buckets, q * total) * 1000, 1) if total else float("nan")
+    count, spent = (after.get(f"barge_scheduling_cycle_seconds_{part}", 0.0)
+                    - before.get(f"barge_scheduling_cycle_seconds_{part}", 0.0) for part in ("count", "sum"))
+    result["p4_cycle_mean_ms"] = round(1000 * spent / count, 1) if count else float("nan")
     result["p4_cycles_observed"] = int(total)
     return result
+
+
+def _bucket_quantile(buckets: list[tuple[float, float]], rank: float) -> float:
+    """Interpolated within the bucket that holds the rank, as Prometheus's histogram_quantile does."""
+    lower, below = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf") or count == below:
+                return lower
+            return lower + (le - lower) * (rank - below) / (count - below)
+        lower, below = le, count
+    return lower
 
 
 TARGETS = {
