@@ -122,7 +122,7 @@ class Controller(DependencyMixin, ArrayMixin):
         self._array_reconcile_scheduled: set[JobKey] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconcile_requested: set[JobKey] = set()
-        self._runnables: dict[JobKey, tuple[JobRecord, Runnable]] = {}
+        self._runnables: dict[JobKey, Runnable] = {}
         self._requests: dict[Resources, Resources] = {}
         self._last_pass = (0.0, 0.0)  # when the last scheduling pass ended (monotonic), and what it took
         self._reasons_left = False  # the last pass had more reasons to write than its budget
@@ -588,7 +588,7 @@ class Controller(DependencyMixin, ArrayMixin):
         queues = {r.name: r.to_core() for r in self.store.queues()}
         usage: dict[str, Resources] = {}
         runnable: list[Runnable] = []
-        runnables: dict[JobKey, tuple[JobRecord, Runnable]] = {}
+        runnables: dict[JobKey, Runnable] = {}
         by_key: dict[str, JobRecord] = {}
         for record in jobs:
             if not self._waits_as_written(record):
@@ -613,16 +613,16 @@ class Controller(DependencyMixin, ArrayMixin):
                 job = self._runnable(record)
                 by_key[job.key] = record
                 runnable.append(job)
-                runnables[record.key] = (record, job)
-        self._runnables = runnables  # what left RUNNABLE is dropped, with the record it held
+                runnables[record.key] = job
+        self._runnables = runnables  # what left RUNNABLE is dropped
         return Snapshot(environments, queues, usage, runnable), by_key
 
     def _runnable(self, record: JobRecord) -> Runnable:
         """The scheduler's view of a RUNNABLE job, built once per version of the job: a deep queue
         is mostly the same 100,000 jobs pass after pass."""
         cached = self._runnables.get(record.key)
-        if cached is not None and cached[0] is record:
-            return cached[1]
+        if cached is not None and cached.source is record:
+            return cached
         waiting = record.status.get("waiting") or {}
         request = record.request
         if len(self._requests) > 4096:
@@ -631,7 +631,7 @@ class Controller(DependencyMixin, ArrayMixin):
         return Runnable(key=_key_string(record.key), queue=record.queue,
                         submitted_at=float(record.status.get("queuedAt") or 0), request=request,
                         blocked_category=waiting.get("category"), blocked_since=waiting.get("since"),
-                        reason=record.status.get("statusReason"))
+                        reason=record.status.get("statusReason"), source=record)
 
     async def scheduling_pass(self) -> None:
         jobs = list(self.store.jobs())

@@ -10,7 +10,7 @@ that have waited too long with the same reason.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from barge.core.resources import (
     Capacity,
@@ -61,6 +61,7 @@ class Runnable:
     blocked_category: str | None = None
     blocked_since: float | None = None
     reason: str | None = None  # the statusReason it has now; None: unknown
+    source: object = field(default=None, compare=False, repr=False)  # the caller's own, untouched here
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -110,11 +111,12 @@ def schedule(snapshot: Snapshot, now: float) -> Decisions:
     """Place what fits, explain what waits, cancel what waited too long."""
     usage = _initial_usage(snapshot)
     queued, orphans = _split_by_queue(snapshot)
-    placements, unplaced = _place_all(queued, snapshot, usage)
+    placements, unplaced, partly_placed = _place_all(queued, snapshot, usage)
     waiting = {job.key: _queue_not_found(job, now) for job in orphans}
     cancellations: list[Cancellation] = []
     reasons = _ReasonWriter(snapshot, usage)
-    for job, placed in unplaced:
+    for job in unplaced:
+        placed = partly_placed.get(job.key, 0)
         queue = snapshot.queues[job.queue]
         category, reason = reasons.reason(job, queue, placed)
         since = _blocked_since(job, category, now)
@@ -148,22 +150,40 @@ def _split_by_queue(snapshot: Snapshot) -> tuple[list[Runnable], list[Runnable]]
 
 def _place_all(
     jobs: list[Runnable], snapshot: Snapshot, usage: dict[str, Resources]
-) -> tuple[list[Placement], list[tuple[Runnable, int]]]:
-    """Place jobs in priority order, updating usage; return the placements and
-    the jobs left (partly) unplaced with how many children were placed."""
+) -> tuple[list[Placement], list[Runnable], dict[str, int]]:
+    """Place jobs in priority order, updating usage; return the placements, the jobs left (partly)
+    unplaced, and how many children of the partly placed ones were placed.
+
+    No object per job is kept beyond the pass's own (no sort-key tuples, no pairs): over 100,000
+    jobs those would be promoted by the garbage collector and soon cost a full collection, about a
+    second with a deep queue in memory."""
     priority = {name: queue.priority for name, queue in snapshot.queues.items()}
-    jobs = sorted(jobs, key=lambda job: (-priority[job.queue], job.submitted_at, job.key))
+    jobs = sorted(jobs, key=_key_of)
+    jobs.sort(key=_submitted_at)
+    if len(set(priority.values())) > 1:
+        jobs.sort(key=lambda job: -priority[job.queue])
     placer = _Placer(snapshot.environments, usage)
     placements: list[Placement] = []
-    unplaced: list[tuple[Runnable, int]] = []
+    unplaced: list[Runnable] = []
+    partly_placed: dict[str, int] = {}
     for job in jobs:
         placement = placer.place(job, _candidates(job, snapshot.queues[job.queue]))
         placed = 0 if placement is None else placement.count
         if placement is not None:
             placements.append(placement)
         if placed < job.count:
-            unplaced.append((job, placed))
-    return placements, unplaced
+            unplaced.append(job)
+            if placed:
+                partly_placed[job.key] = placed
+    return placements, unplaced, partly_placed
+
+
+def _key_of(job: Runnable) -> str:
+    return job.key
+
+
+def _submitted_at(job: Runnable) -> float:
+    return job.submitted_at
 
 
 def _candidates(job: Runnable, queue: Queue) -> tuple[str, ...]:
