@@ -191,6 +191,7 @@ class Kube:
                     break
             return resource_version
         finally:
+            response.close()  # a watch left early still has its stream open: never reuse that connection
             response.release_conn()
 
     async def patch_status(self, kind: str, name: str, status: dict[str, Any],
