@@ -29,6 +29,7 @@ QUOTA_USED = Gauge("barge_quota_used", "Admitted requests in a compute environme
 API_ERRORS = Counter("barge_kubernetes_api_errors_total", "Kubernetes API errors", ["verb", "code"])
 EVENTS_DROPPED = Counter("barge_events_dropped_total",
                          "Kubernetes Events not posted because too many were waiting behind job writes")
+EVENTS_WAITING = Gauge("barge_events_waiting", "Kubernetes Events queued behind job writes, not posted yet")
 API_REQUESTS = Counter("barge_kubernetes_api_requests_total", "Kubernetes API writes", ["verb", "resource"])
 LEADER = Gauge("barge_leader", "1 while this replica holds the leader lease (always 1 without leader election)")
 WATCH_RELISTS = Counter("barge_watch_relists_total",

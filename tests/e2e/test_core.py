@@ -205,6 +205,25 @@ def test_deleting_a_batchjob_removes_its_job_and_pods(barge: Barge) -> None:
                60, message="the Kubernetes Job and pods to be garbage-collected")
 
 
+def test_a_running_job_whose_pod_or_kubernetes_job_is_deleted_by_hand_ends_its_attempt(barge: Barge) -> None:
+    """Nothing but Barge should delete them, but people do: the attempt fails (and is retried when the
+    retry strategy allows), it does not stay RUNNING for ever."""
+    _, jq = _setup(barge, delay="600s")
+    barge.apply(batch_job("pod-deleted", "work", jq), batch_job("job-deleted", "work", jq,
+                                                                retryStrategy={"attempts": 2}))
+    ids = {name: barge.wait_state(name, "RUNNING")["jobId"] for name in ("pod-deleted", "job-deleted")}
+    barge.cluster.kubectl("delete", "pods", "-n", barge.namespace, "-l", f"barge.dev/job-id={ids['pod-deleted']}",
+                          "--grace-period=0", "--force")
+    barge.cluster.kubectl("delete", "jobs", "-n", barge.namespace, "-l", f"barge.dev/job-id={ids['job-deleted']}")
+    # kwok, like a kubelet, kills the container of a deleted pod (exit code 137) before the pod goes;
+    # a pod that vanishes without that (a lost node) fails the attempt as "PodDeleted" (unit-tested).
+    [attempt] = barge.wait_state("pod-deleted", "FAILED")["attempts"]
+    assert attempt.get("exitCode") == 137 or attempt.get("reason") == "PodDeleted", attempt
+    retried = eventually(lambda: (s := barge.status("job-deleted")).get("currentAttempt") == 2
+                         and s["state"] in ("STARTING", "RUNNING") and s, 60, message="the second attempt")
+    assert retried["attempts"][0]["podName"], retried
+
+
 def test_definition_edits_do_not_change_submitted_jobs(barge: Barge) -> None:
     _ce, jq = _setup(barge, max_vcpus=1, cpu="1", delay="3s", command=["echo", "original"])
     barge.apply(batch_job("blocker", "work", jq))

@@ -55,3 +55,37 @@ def test_the_informer_lists_then_follows_only_labelled_pods(cluster: Cluster, na
     asyncio.run(scenario())
     assert sorted(listed) == ["before-1", "before-2"]  # only pods carrying the job-id label
     assert not [e for e in events if e[1] in ("unlabelled", "before-2")]  # nothing listed comes again
+
+
+def suspended_job(name: str, attempt: str | None) -> dict[str, Any]:
+    """A Job shaped like Barge's: a one-pod job's carries its attempt label, an array's does not."""
+    labels = {"barge.dev/job-id": "informer-test", **({"barge.dev/attempt": attempt} if attempt else {})}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "labels": labels},
+            "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "main", "image": "busybox"}]}}}}
+
+
+def test_the_informer_lists_every_job_but_follows_only_arrays_jobs(cluster: Cluster, namespace: str) -> None:
+    """A restarted operator adopts placements from every listed Job; after that only arrays' Jobs are
+    watched (a one-pod job's outcome comes from its pod)."""
+    cluster.batch.create_namespaced_job(namespace, suspended_job("one-pod-before", "1"))
+    listed: list[str] = []
+    events: list[tuple[str, str]] = []
+
+    async def scenario() -> None:
+        informer = Informer(Kube(kubeconfig=str(cluster.kubeconfig)), (namespace,),
+                            lambda what, kind, body: events.append((kind, body["metadata"]["name"])),
+                            lambda *_: None)
+        versions = await informer.list_into("jobs", lambda body: listed.append(body["metadata"]["name"]))
+        informer.follow("jobs", versions)
+        try:
+            for name, attempt in (("one-pod-after", "1"), ("array-after", None)):
+                await asyncio.to_thread(cluster.batch.create_namespaced_job, namespace, suspended_job(name, attempt))
+            await until(lambda: ("ADDED", "array-after") in events, 30, "the array Job's ADDED event")
+            await asyncio.sleep(1)  # time for a (wrong) event of the one-pod Job, created first
+        finally:
+            informer.stop()
+
+    asyncio.run(scenario())
+    assert listed == ["one-pod-before"]
+    assert {name for _, name in events} == {"array-after"}  # its ADDED, and what the Job controller writes

@@ -11,15 +11,19 @@ from barge.config import Settings
 from barge.controller.controller import Controller, KeyedLocks
 
 
-def batchjob(namespace: str, name: str, version: int = 1) -> dict[str, Any]:
+def batchjob(namespace: str, name: str, version: int = 1, state: str = "RUNNING") -> dict[str, Any]:
     return {"metadata": {"namespace": namespace, "name": name, "uid": f"uid-{namespace}-{name}",
-                         "resourceVersion": str(version)}, "spec": {"jobQueue": "q"}, "status": {"state": "RUNNABLE"}}
+                         "resourceVersion": str(version)}, "spec": {"jobQueue": "q"}, "status": {"state": state}}
 
 
-def pod(job: dict[str, Any], name: str, version: int = 1) -> dict[str, Any]:
-    return {"metadata": {"namespace": job["metadata"]["namespace"], "name": name, "resourceVersion": str(version),
-                         "labels": {"barge.dev/job-id": job["metadata"]["uid"], "barge.dev/attempt": "1"}},
-            "status": {"phase": "Running"}}
+def pod(job: dict[str, Any], name: str, version: int = 1, phase: str = "Running", attempt: int = 1,
+        index: int | None = None) -> dict[str, Any]:
+    body = {"metadata": {"namespace": job["metadata"]["namespace"], "name": name, "resourceVersion": str(version),
+                         "labels": {"barge.dev/job-id": job["metadata"]["uid"], "barge.dev/attempt": str(attempt)}},
+            "status": {"phase": phase}}
+    if index is not None:
+        body["metadata"]["annotations"] = {"batch.kubernetes.io/job-completion-index": str(index)}
+    return body
 
 
 def controller() -> Controller:
@@ -57,27 +61,74 @@ def test_relisted_pods_forget_the_deleted_ones_and_look_at_their_job_again() -> 
         job, other = batchjob("a", "j"), batchjob("b", "k")
         ctl.on_event("batchjobs", "ADDED", job)
         ctl.on_event("batchjobs", "ADDED", other)
-        for body in (pod(job, "j-1"), pod(job, "j-2"), pod(other, "k-1")):
+        for body in (pod(job, "j-old", attempt=0), pod(job, "j-1"), pod(other, "k-1")):
             ctl.on_event("pods", "ADDED", body)
         ctl._reconcile_requested.clear()
-        ctl.on_relist("pods", "a", [pod(job, "j-2", version=9)])
-        assert [p.name for p in ctl.store.pods("uid-a-j")] == ["j-2"]
+        ctl.on_relist("pods", "a", [pod(job, "j-1", version=9, phase="Succeeded")])
+        assert [(p.name, p.phase) for p in ctl.store.pods("uid-a-j")] == [("j-1", "Succeeded")]
         assert [p.name for p in ctl.store.pods("uid-b-k")] == ["k-1"]  # another namespace's watch
         assert ctl._reconcile_requested == {("a", "j")}
 
     asyncio.run(scenario())
 
 
-def test_a_deleted_pod_event_forgets_the_pod() -> None:
+def test_a_relist_that_misses_the_running_pod_of_a_running_job_ends_its_attempt() -> None:
+    async def scenario() -> None:
+        ctl = controller()
+        job = batchjob("a", "j")
+        ctl.on_event("batchjobs", "ADDED", job)
+        ctl.on_event("pods", "ADDED", pod(job, "j-1"))
+        ctl.on_relist("pods", "a", [])
+        [gone] = ctl.store.pods("uid-a-j")
+        assert (gone.name, gone.phase, gone.reason) == ("j-1", "Failed", "PodDeleted")
+
+    asyncio.run(scenario())
+
+
+def test_a_pod_deleted_before_it_terminated_is_kept_as_failed_while_its_job_runs() -> None:
+    """Its Kubernetes Job is not watched: the pod is what ends the attempt (a force-deleted pod,
+    a lost node, a Job deleted by hand)."""
     async def scenario() -> None:
         ctl = controller()
         job = batchjob("a", "j")
         ctl.on_event("batchjobs", "ADDED", job)
         ctl.on_event("pods", "ADDED", pod(job, "j-1"))
         ctl.on_event("pods", "DELETED", pod(job, "j-1", version=2))
-        assert ctl.store.pods("uid-a-j") == []
+        [gone] = ctl.store.pods("uid-a-j")
+        assert gone.terminated and gone.reason == "PodDeleted" and "deleted" in (gone.message or "")
         ctl.on_event("batchjobs", "DELETED", job)
-        assert ctl.store.job(("a", "j")) is None
+        assert ctl.store.pods("uid-a-j") == []
+
+    asyncio.run(scenario())
+
+
+def test_a_terminated_pod_deleted_at_once_keeps_its_outcome_while_its_job_runs() -> None:
+    async def scenario() -> None:
+        ctl = controller()
+        job = batchjob("a", "j")
+        ctl.on_event("batchjobs", "ADDED", job)
+        ctl.on_event("pods", "MODIFIED", pod(job, "j-1", phase="Succeeded"))
+        ctl.on_event("pods", "DELETED", pod(job, "j-1", version=2, phase="Succeeded"))
+        assert [(p.name, p.phase) for p in ctl.store.pods("uid-a-j")] == [("j-1", "Succeeded")]
+
+    asyncio.run(scenario())
+
+
+def test_a_deleted_pod_event_forgets_the_pod_of_a_finished_job_an_old_attempt_or_an_array_child() -> None:
+    async def scenario() -> None:
+        ctl = controller()
+        finished, retried, array = (batchjob("a", "done", state="SUCCEEDED"), batchjob("a", "retried"),
+                                    batchjob("a", "array", state="PENDING"))
+        retried["status"]["currentAttempt"] = 2
+        for job in (finished, retried, array):
+            ctl.on_event("batchjobs", "ADDED", job)
+        for body in (pod(finished, "done-1"), pod(retried, "retried-1"), pod(array, "array-3", index=3)):
+            ctl.on_event("pods", "ADDED", body)
+            ctl.on_event("pods", "DELETED", {**body, "metadata": {**body["metadata"], "resourceVersion": "2"}})
+        for job in (finished, retried, array):
+            assert ctl.store.pods(job["metadata"]["uid"]) == []
+        ctl.on_event("batchjobs", "DELETED", finished)
+        assert ctl.store.job(("a", "done")) is None
 
     asyncio.run(scenario())
 

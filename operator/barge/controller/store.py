@@ -11,6 +11,7 @@ so a stale event cannot undo a placement Barge has just written.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -85,6 +86,7 @@ class Store:
         if record is None:
             return
         self._keys_by_uid.pop(record.uid, None)
+        self.forget_owned_by(record.uid)
         for dependency in record.spec.get("dependsOn") or []:
             name = dependency.get("jobName")
             if name:
@@ -109,7 +111,10 @@ class Store:
     # --- pods and Kubernetes Jobs of BatchJobs ------------------------------------------------
 
     def remember_pod(self, body: Mapping[str, Any], deleted: bool = False) -> str | None:
-        return self._remember_owned(self._pods, body, deleted, observe_pod)
+        job_id = self._remember_owned(self._pods, body, deleted, observe_pod)
+        if deleted and job_id is not None:
+            self._keep_if_vanished(job_id, observe_pod(dict(body)))
+        return job_id
 
     def remember_kube_job(self, body: Mapping[str, Any], deleted: bool = False) -> str | None:
         return self._remember_owned(self._kube_jobs, body, deleted, observe_kube_job)
@@ -148,10 +153,34 @@ class Store:
     def forget_owned(self, what: str, job_id: str, name: str) -> None:
         table = self._pods if what == "pods" else self._kube_jobs
         owned = table.get(job_id)
-        if owned is not None:
-            owned.pop(name, None)
-            if not owned:
-                del table[job_id]
+        if owned is None:
+            return
+        held = owned.pop(name, None)
+        if not owned:
+            del table[job_id]
+        if held is not None and isinstance(held[1], PodObservation):
+            self._keep_if_vanished(job_id, held[1])
+
+    def _keep_if_vanished(self, job_id: str, pod: PodObservation) -> None:
+        """The pod of a one-pod job's current attempt is gone while the job is not finished: keep its
+        last observation, as failed if it had not terminated (force-deleted, its node lost, its Job
+        deleted), so the attempt still ends. Its Job is not watched (see Kube._lister), and with
+        backoffLimit 0 the Job controller starts no other pod."""
+        key = self._keys_by_uid.get(job_id)
+        record = self._jobs.get(key) if key is not None else None
+        if (pod.index is not None or record is None or record.state in ("SUCCEEDED", "FAILED")
+                or pod.attempt != record.attempt):
+            return
+        if not pod.terminated:
+            pod = dataclasses.replace(pod, phase="Failed", reason=pod.reason or "PodDeleted",
+                                      message=pod.message or "the pod was deleted before its container finished")
+        self._pods.setdefault(job_id, {})[pod.name] = (0, pod)
+
+    def forget_owned_by(self, job_id: str) -> None:
+        """A BatchJob is gone: so is what we hold of its pods and Jobs (a Job that is not watched
+        would otherwise stay)."""
+        self._pods.pop(job_id, None)
+        self._kube_jobs.pop(job_id, None)
 
     def pods(self, job_id: str) -> list[PodObservation]:
         return [observation for _, observation in self._pods.get(job_id, {}).values()]

@@ -6,7 +6,6 @@ every attempt is built from it, so editing or deleting the definition never chan
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 from dataclasses import dataclass
@@ -87,7 +86,7 @@ def _valid_labels(tags: dict[str, str]) -> dict[str, str]:
 
 def resolve(definition: dict[str, Any], job_spec: dict[str, Any]) -> Resolved:
     """The job as it will run: definition + parameters + overrides. Raises SpecError."""
-    template = copy.deepcopy(definition.get("template") or {})
+    template = json_copy(definition.get("template") or {})
     containers = (template.get("spec") or {}).get("containers") or []
     if not containers:
         raise SpecError("JobDefinition spec.template.spec.containers must have at least one container")
@@ -157,6 +156,16 @@ def batch_env(p: Placement) -> list[dict[str, Any]]:
     return env
 
 
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, scalars), several times cheaper than
+    copy.deepcopy, which dominated the operator's CPU per dispatched job."""
+    if isinstance(value, dict):
+        return {key: json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_copy(item) for item in value]
+    return value
+
+
 def _labels(p: Placement, extra: dict[str, str]) -> dict[str, str]:
     labels = {**extra, JOB_ID_LABEL: p.job_id, ATTEMPT_LABEL: str(p.attempt)}
     for key, value in ((BATCHJOB_LABEL, p.batchjob), (QUEUE_LABEL, p.queue), (ENVIRONMENT_LABEL, p.environment)):
@@ -166,7 +175,7 @@ def _labels(p: Placement, extra: dict[str, str]) -> dict[str, str]:
 
 
 def kubernetes_job(resolved: Resolved, p: Placement) -> dict[str, Any]:
-    template = copy.deepcopy(resolved.template)
+    template = json_copy(resolved.template)
     labels = _labels(p, resolved.labels)
     metadata = template.setdefault("metadata", {})
     metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
