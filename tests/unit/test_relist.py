@@ -153,3 +153,24 @@ def test_a_job_lock_excludes_and_is_dropped_once_nobody_holds_or_awaits_it() -> 
         assert len(locks) == 0
 
     asyncio.run(scenario())
+
+
+def test_a_pod_event_that_changes_nothing_barge_reads_reconciles_nothing() -> None:
+    """Half of a pod's events (a finalizer removed, labels added) change nothing Barge reads: each
+    would otherwise cost a reconcile."""
+    async def scenario() -> None:
+        ctl = controller()
+        job = batchjob("a", "j")
+        ctl.on_event("batchjobs", "ADDED", job)
+        ctl.on_event("pods", "ADDED", pod(job, "j-1"))
+        assert ctl._reconcile_requested == {("a", "j")}
+        ctl._reconcile_requested.clear()
+        same = pod(job, "j-1", version=2)
+        same["metadata"]["finalizers"] = []
+        ctl.on_event("pods", "MODIFIED", same)
+        ctl.on_event("pods", "MODIFIED", pod(job, "j-1", version=1, phase="Succeeded"))  # older than held
+        assert ctl._reconcile_requested == set()
+        ctl.on_event("pods", "MODIFIED", pod(job, "j-1", version=3, phase="Succeeded"))
+        assert ctl._reconcile_requested == {("a", "j")}
+
+    asyncio.run(scenario())

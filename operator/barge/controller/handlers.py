@@ -52,6 +52,9 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.batching.idle_timeout = 2  # a worker task per recently active object: keep few alive
+    # kopf waits this long for more events of one object before handling them (default 0.1 s). The
+    # small kinds rarely change in bursts, and an enabled compute environment should dispatch at once.
+    settings.batching.batch_window = 0.02
     kube = Kube(ours.api_concurrency)
     ctl = Controller(ours, kube)
     ctl.store.capture({name: kwargs[name] for name in INDEX_NAMES})  # live: kopf fills them later

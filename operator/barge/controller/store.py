@@ -111,6 +111,8 @@ class Store:
     # --- pods and Kubernetes Jobs of BatchJobs ------------------------------------------------
 
     def remember_pod(self, body: Mapping[str, Any], deleted: bool = False) -> str | None:
+        """The pod's BatchJob uid when what Barge reads of the pod changed; None when it did not (a
+        finalizer removed, a stale event) or the pod is not Barge's."""
         job_id = self._remember_owned(self._pods, body, deleted, observe_pod)
         if deleted and job_id is not None:
             self._keep_if_vanished(job_id, observe_pod(dict(body)))
@@ -130,14 +132,15 @@ class Store:
         owned = table.setdefault(job_id, {})
         held = owned.get(name)
         if held is not None and held[0] > version:
-            return job_id
+            return None
         if deleted:
             owned.pop(name, None)
             if not owned:
                 del table[job_id]
-        else:
-            owned[name] = (version, observe(dict(body)))
-        return job_id
+            return job_id
+        observation = observe(dict(body))
+        owned[name] = (version, observation)
+        return None if held is not None and held[1] == observation else job_id
 
     def owned_names(self, what: str, namespace: str | None) -> set[tuple[str, str]]:
         """(job id, name) of every pod or Job held, of one namespace (None: all). An orphan, whose
