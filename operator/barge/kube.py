@@ -37,17 +37,9 @@ class WatchError(Exception):
     """The apiserver ended a watch with an error other than an expired version."""
 
 
+CREATE_PATHS = {"jobs": "/apis/batch/v1/namespaces/{namespace}/jobs", "pods": "/api/v1/namespaces/{namespace}/pods",
+                "events": "/api/v1/namespaces/{namespace}/events"}
 ARRAY_JOBS_SELECTOR = f"{JOB_ID_LABEL},!{ATTEMPT_LABEL}"  # an array's one Job has no attempt label
-
-
-def _drained(fn: Any) -> Any:
-    def call(*args: Any) -> None:
-        response = fn(*args, _preload_content=False)
-        try:
-            response.read()
-        finally:
-            response.release_conn()
-    return call
 
 
 class Kube:
@@ -219,20 +211,37 @@ class Kube:
                 return None
             raise
 
-    async def _create(self, resource: str, fn: Any, manifest: dict[str, Any]) -> bool:
+    async def _create(self, resource: str, fn: Callable[[str, dict[str, Any]], None], manifest: dict[str, Any]) -> bool:
         """Create an object; False when one of that name already exists (names are deterministic)."""
         try:
-            # The response is not needed: reading it raw skips building the client's model objects,
-            # which costs more CPU than the request itself.
-            await self._call("create", resource, _drained(fn), manifest["metadata"]["namespace"], manifest)
+            await self._call("create", resource, fn, manifest["metadata"]["namespace"], manifest)
             return True
         except ApiException as exc:
             if exc.status == 409:
                 return False
             raise
 
+    def _poster(self, resource: str) -> Callable[[str, dict[str, Any]], None]:
+        """POST a manifest as it is. The client's typed create methods validate a plain dict into the
+        client's pydantic model and dump it back: a fifth of the operator's CPU per dispatched job."""
+        path = CREATE_PATHS[resource]
+
+        def call(namespace: str, manifest: dict[str, Any]) -> None:
+            request = self._api.param_serialize(
+                method="POST", resource_path=path, path_params={"namespace": namespace},
+                header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                body=manifest, auth_settings=["BearerToken"])
+            response = self._api.call_api(*request)
+            try:
+                response.read()
+                if not 200 <= response.status <= 299:
+                    raise ApiException.from_response(http_resp=response, body=None, data=None)
+            finally:
+                response.response.release_conn()
+        return call
+
     async def create_job(self, manifest: dict[str, Any]) -> bool:
-        return await self._create("jobs", self.batch.create_namespaced_job, manifest)
+        return await self._create("jobs", self._poster("jobs"), manifest)
 
     async def create_job_returning(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Create a Kubernetes Job, or read the one of that name; returns its body."""
@@ -246,7 +255,7 @@ class Kube:
         return self._api.sanitize_for_serialization(created)
 
     async def create_pod(self, manifest: dict[str, Any]) -> bool:
-        return await self._create("pods", self.core.create_namespaced_pod, manifest)
+        return await self._create("pods", self._poster("pods"), manifest)
 
     async def delete_pod(self, namespace: str, name: str) -> None:
         try:
@@ -289,8 +298,7 @@ class Kube:
             async with self._event_limit:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._no_writes_queued.wait(), EVENT_DELAY_SECONDS)
-                await self._call("create", "events", _drained(self.core.create_namespaced_event),
-                                 body["metadata"]["namespace"], body)
+                await self._call("create", "events", self._poster("events"), body["metadata"]["namespace"], body)
         except Exception as exc:
             log.debug("event not posted: %s", exc)
         finally:
