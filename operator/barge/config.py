@@ -12,7 +12,7 @@ class Settings:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
     metrics_address: str = "127.0.0.1"
     metrics_port: int = 9090  # 0 disables the metrics endpoint
-    api_concurrency: int = 16
+    api_concurrency: int = 32
     finished_job_retention_seconds: int = 7 * 24 * 3600  # 0 keeps finished BatchJobs forever
     kubernetes_job_ttl_seconds: int = 300
     reason_refresh_seconds: float = 30.0
