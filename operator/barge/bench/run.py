@@ -51,7 +51,7 @@ class Sizes:
     p5_pairs: int
 
 
-FULL = Sizes(ceiling_pods=10_000, p1_jobs=1000, p1_repeats=3, p2_jobs=10_000, p3_children=100_000, p4_jobs=100_000,
+FULL = Sizes(ceiling_pods=10_000, p1_jobs=1000, p1_repeats=5, p2_jobs=10_000, p3_children=100_000, p4_jobs=100_000,
              p5_pairs=50)
 SMOKE = Sizes(ceiling_pods=40, p1_jobs=20, p1_repeats=1, p2_jobs=40, p3_children=300, p4_jobs=200, p5_pairs=3)
 QUICK = Sizes(ceiling_pods=1000, p1_jobs=300, p1_repeats=2, p2_jobs=1000, p3_children=10_000, p4_jobs=5000, p5_pairs=20)
