@@ -1,7 +1,6 @@
-"""All Kubernetes API writes of the operator, in one place.
-
-kopf watches and indexes; this module writes. The official client is synchronous, so calls run
-in a bounded thread pool sized like the client's connection pool.
+"""The operator's Kubernetes I/O in one place: lists and watches of BatchJobs, their Jobs and pods
+(for informer.py), and every write. kopf watches and indexes only the small kinds. The official
+client is synchronous, so calls run in a bounded thread pool sized like the client's connection pool.
 """
 
 from __future__ import annotations
@@ -19,8 +18,7 @@ import kubernetes
 from kubernetes.client.rest import ApiException
 
 from barge import metrics
-from barge.api.models import GROUP, VERSION
-from barge.core.jobspec import ATTEMPT_LABEL, JOB_ID_LABEL
+from barge.core.states import ATTEMPT_LABEL, GROUP, JOB_ID_LABEL, VERSION
 
 log = logging.getLogger("barge.kube")
 MERGE_PATCH = "application/merge-patch+json"

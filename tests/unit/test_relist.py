@@ -7,8 +7,8 @@ import asyncio
 import contextlib
 from typing import Any
 
-from barge.config import Settings
-from barge.controller.controller import Controller, KeyedLocks
+from barge.controller.router import KeyedLocks, Router
+from barge.controller.store import Store
 
 
 def batchjob(namespace: str, name: str, version: int = 1, state: str = "RUNNING") -> dict[str, Any]:
@@ -26,8 +26,16 @@ def pod(job: dict[str, Any], name: str, version: int = 1, phase: str = "Running"
     return body
 
 
-def controller() -> Controller:
-    return Controller(Settings(), kube=None)  # type: ignore[arg-type] - nothing here calls the API
+def controller() -> Router:
+    """The router over an empty store; its reconciles do nothing (these tests look at what it asks for)."""
+    store = Store()
+    router = Router(store, kick=lambda: None, forget=store.forget)
+
+    async def reconcile(key: tuple[str, str]) -> None:
+        return None
+
+    router.reconcile = reconcile
+    return router
 
 
 def test_relisted_batchjobs_forget_the_deleted_ones_of_that_namespace_only() -> None:
@@ -39,7 +47,7 @@ def test_relisted_batchjobs_forget_the_deleted_ones_of_that_namespace_only() -> 
         assert sorted(r.key for r in ctl.store.jobs()) == [("a", "kept"), ("b", "other")]
         kept = ctl.store.job(("a", "kept"))
         assert kept is not None and kept.resource_version == 7
-        assert ("a", "kept") in ctl._reconcile_requested
+        assert ("a", "kept") in ctl._requested
 
     asyncio.run(scenario())
 
@@ -63,11 +71,11 @@ def test_relisted_pods_forget_the_deleted_ones_and_look_at_their_job_again() -> 
         ctl.on_event("batchjobs", "ADDED", other)
         for body in (pod(job, "j-old", attempt=0), pod(job, "j-1"), pod(other, "k-1")):
             ctl.on_event("pods", "ADDED", body)
-        ctl._reconcile_requested.clear()
+        ctl._requested.clear()
         ctl.on_relist("pods", "a", [pod(job, "j-1", version=9, phase="Succeeded")])
         assert [(p.name, p.phase) for p in ctl.store.pods("uid-a-j")] == [("j-1", "Succeeded")]
         assert [p.name for p in ctl.store.pods("uid-b-k")] == ["k-1"]  # another namespace's watch
-        assert ctl._reconcile_requested == {("a", "j")}
+        assert ctl._requested == {("a", "j")}
 
     asyncio.run(scenario())
 
@@ -163,14 +171,14 @@ def test_a_pod_event_that_changes_nothing_barge_reads_reconciles_nothing() -> No
         job = batchjob("a", "j")
         ctl.on_event("batchjobs", "ADDED", job)
         ctl.on_event("pods", "ADDED", pod(job, "j-1"))
-        assert ctl._reconcile_requested == {("a", "j")}
-        ctl._reconcile_requested.clear()
+        assert ctl._requested == {("a", "j")}
+        ctl._requested.clear()
         same = pod(job, "j-1", version=2)
         same["metadata"]["finalizers"] = []
         ctl.on_event("pods", "MODIFIED", same)
         ctl.on_event("pods", "MODIFIED", pod(job, "j-1", version=1, phase="Succeeded"))  # older than held
-        assert ctl._reconcile_requested == set()
+        assert ctl._requested == set()
         ctl.on_event("pods", "MODIFIED", pod(job, "j-1", version=3, phase="Succeeded"))
-        assert ctl._reconcile_requested == {("a", "j")}
+        assert ctl._requested == {("a", "j")}
 
     asyncio.run(scenario())

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel
 
 from barge.api import models
+from barge.core.states import GROUP, VERSION
 
 DROP_KEYS = {"title", "$defs", "examples"}
 
@@ -135,15 +136,15 @@ def crd(kind: str) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{models.GROUP}"},
+        "metadata": {"name": f"{plural}.{GROUP}"},
         "spec": {
-            "group": models.GROUP,
+            "group": GROUP,
             "scope": info["scope"],
             "names": {"kind": kind, "plural": plural, "singular": kind.lower(),
                       "listKind": f"{kind}List", "shortNames": info["short"],
                       "categories": ["barge", "all"] if kind == "BatchJob" else ["barge"]},
             "versions": [{
-                "name": models.VERSION, "served": True, "storage": True,
+                "name": VERSION, "served": True, "storage": True,
                 "schema": {"openAPIV3Schema": openapi_schema(info["model"])},
                 "subresources": {"status": {}},
                 "additionalPrinterColumns": info["columns"],
@@ -158,7 +159,7 @@ def render(kind: str) -> str:
 
 
 def file_name(kind: str) -> str:
-    return f"{models.GROUP}_{KINDS[kind]['plural']}.yaml"
+    return f"{GROUP}_{KINDS[kind]['plural']}.yaml"
 
 
 def write_all(out_dir: Path) -> list[Path]:

@@ -10,21 +10,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-GROUP = "barge.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from barge.core.states import API_VERSION, JOB_STATES, TIME_LIMITED_REASONS
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 QUANTITY_PATTERN = r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 RESERVED_ENV = "AWS_BATCH"
-RUNNABLE_REASONS = (
-    "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
-    "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
-    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
-)
-JOB_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
-JobState = Literal["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"]
 State = Literal["ENABLED", "DISABLED"]
+
+
+def OneOf(values: tuple[str, ...]) -> Any:
+    """A string restricted to `values` (an enum in the schema), from the vocabulary in core.states."""
+    return Field(json_schema_extra={"enum": list(values)})
 
 
 def Cel(*rules: tuple[str, str]) -> dict[str, Any]:
@@ -100,7 +96,7 @@ class Usage(Model):
 
 
 class ComputeEnvironmentStatus(Model):
-    model_config = ConfigDict(extra="allow")
+    state: State | None = None
     status: Literal["VALID", "INVALID"] | None = None
     statusReason: str | None = None
     usage: Usage | None = None
@@ -128,11 +124,7 @@ class ComputeEnvironmentOrder(Model):
 
 
 class JobStateTimeLimitAction(Model):
-    reason: Literal[
-        "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
-        "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
-        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
-    ]
+    reason: Annotated[str, OneOf(TIME_LIMITED_REASONS)]
     state: Literal["RUNNABLE"] = "RUNNABLE"
     maxTimeSeconds: int = Field(ge=600, le=86400)
     action: Literal["CANCEL"] = "CANCEL"
@@ -154,7 +146,6 @@ class JobQueueSpec(Model):
 
 
 class JobQueueStatus(Model):
-    model_config = ConfigDict(extra="allow")
     state: State | None = None
     status: Literal["VALID", "INVALID"] | None = None
     statusReason: str | None = None
@@ -337,10 +328,39 @@ class Attempt(Model):
     nodeName: str | None = None
 
 
+class Waiting(Model):
+    category: str = Field(description="AWS's statusReason category the job waits for")
+    since: float = Field(description="when it started waiting for it (seconds since the epoch)")
+
+
+class ResolvedRequest(Model):
+    cpuMilli: int = 0
+    memory: int = 0
+    gpus: int = 0
+
+
+class ResolvedJob(Model):
+    """The job as it runs, resolved once at admission: editing the definition later changes nothing."""
+    template: PreservedObject
+    retryStrategy: PreservedObject
+    timeoutSeconds: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    request: ResolvedRequest
+
+
+class ArrayStatus(Model):
+    size: int
+    statusSummary: dict[str, int] = Field(default_factory=dict)
+    succeededIndices: str = Field("", description="index ranges, e.g. 0-9,12")
+    failedIndices: str = ""
+    failureCounts: dict[str, str] = Field(default_factory=dict, description="failed attempts per index range")
+    children: PreservedObject = Field(default_factory=dict, description="attempts of the first failed children")
+
+
 class BatchJobStatus(Model):
-    model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    model_config = ConfigDict(extra="forbid")
     jobId: str | None = None
-    state: JobState | None = None
+    state: Annotated[str, OneOf(JOB_STATES)] | None = None
     statusReason: str | None = None
     createdAt: str | None = None
     startedAt: str | None = None
@@ -353,6 +373,12 @@ class BatchJobStatus(Model):
     isCancelled: bool | None = None
     isTerminated: bool | None = None
     arrayProgress: str | None = None
+    arrayProperties: ArrayStatus | None = None
+    currentAttempt: int | None = Field(None, description="the attempt in flight or next (1-based)")
+    attemptStartedAt: str | None = Field(None, description="when the current attempt's container started")
+    queuedAt: float | None = Field(None, description="when it entered its queue's order (seconds since the epoch)")
+    resolved: ResolvedJob | None = None
+    waiting: Waiting | None = None
     observedGeneration: int | None = None
     conditions: list[Condition] | None = None
 

@@ -31,10 +31,10 @@ import yaml
 
 from barge import __version__
 from barge.config import Settings
-from barge.controller.records import parse_time
+from barge.core.states import GROUP, TERMINAL, VERSION
+from barge.core.times import parse_time
 from barge.dev import cluster, versions
 
-GROUP, VERSION = "barge.dev", "v1alpha1"
 DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
 METRICS_PORT = int(os.environ.get("BARGE_BENCH_METRICS_PORT", "19090"))  # the bench's own operator
 ROOT = Path(__file__).resolve().parents[3]
@@ -452,7 +452,7 @@ class Bench:
             status = self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "batchjobs", "big").get("status")
             largest = max(largest, len(json.dumps(status or {})))
             say(f"P3: {json.dumps((status or {}).get('arrayProperties', {}).get('statusSummary', {}))}")
-            return (status or {}).get("state") in ("SUCCEEDED", "FAILED")
+            return (status or {}).get("state") in TERMINAL
 
         self.wait(finished, 6 * 3600, "the array to finish", interval=30)
         status = self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "batchjobs", "big")["status"]

@@ -18,12 +18,10 @@ from typing import Any
 import kubernetes
 import yaml
 
-from barge.core.arrays import STATES
-from barge.core.jobspec import ARRAY_INDEX_LABEL, ATTEMPT_LABEL, JOB_ID_LABEL
+from barge.core.states import ARRAY_INDEX_LABEL, ATTEMPT_LABEL, GROUP, JOB_ID_LABEL, TERMINAL, VERSION
+from barge.core.states import JOB_STATES as STATES
 
-GROUP, VERSION = "barge.dev", "v1alpha1"
 OK, FAILED, BAD_INPUT, NOT_FOUND, API_ERROR = 0, 1, 2, 3, 4
-TERMINAL = ("SUCCEEDED", "FAILED")
 
 
 class CliError(Exception):

@@ -9,10 +9,10 @@ from typing import Any
 
 import kopf
 
-from barge.api.models import GROUP, VERSION
 from barge.config import Settings
-from barge.controller.controller import Controller
+from barge.controller.operator import Operator
 from barge.controller.records import EnvironmentRecord, QueueRecord
+from barge.core.states import FINALIZER, GROUP, VERSION
 from barge.kube import Kube
 
 INDEX_NAMES = ("jobdefinitions", "computeenvironments", "jobqueues")
@@ -38,15 +38,15 @@ def configure(settings: Settings) -> None:
     _state["settings"] = settings
 
 
-def controller() -> Controller:
-    return _state["controller"]
+def operator() -> Operator:
+    return _state["operator"]
 
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     ours: Settings = _state["settings"]
     settings.posting.enabled = False  # Barge posts its own Events; kopf's log lines are not for users
-    settings.persistence.finalizer = "barge.dev/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.peering.standalone = ours.standalone
     settings.scanning.disabled = True
@@ -56,12 +56,12 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     # small kinds rarely change in bursts, and an enabled compute environment should dispatch at once.
     settings.batching.batch_window = 0.02
     kube = Kube(ours.api_concurrency)
-    ctl = Controller(ours, kube)
-    ctl.store.capture({name: kwargs[name] for name in INDEX_NAMES})  # live: kopf fills them later
-    _state["controller"] = ctl
+    barge_operator = Operator(ours, kube)
+    barge_operator.store.capture({name: kwargs[name] for name in INDEX_NAMES})  # live: kopf fills them later
+    _state["operator"] = barge_operator
     loop = asyncio.get_running_loop()
-    _state["list"] = loop.create_task(ctl.initial_list())
-    _state["scheduler"] = loop.create_task(ctl.run_scheduler())
+    _state["list"] = loop.create_task(barge_operator.initial_list())
+    _state["scheduler"] = loop.create_task(barge_operator.run_scheduler())
 
 
 @kopf.on.cleanup()
@@ -70,13 +70,13 @@ async def cleanup(**_: Any) -> None:
         task = _state.get(name)
         if task is not None:
             task.cancel()
-    if "controller" in _state:
-        controller().informer.stop()
-        controller().kube.close()
+    if "operator" in _state:
+        operator().informer.stop()
+        operator().kube.close()
 
 
 @kopf.index(GROUP, VERSION, "jobdefinitions")
-def jobdefinitions(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def jobdefinitions(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): dict(body.get("spec") or {})}
 
 
@@ -92,12 +92,12 @@ def jobqueues(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
 
 @kopf.on.event(GROUP, VERSION, "computeenvironments")
 async def environment_event(**_: Any) -> None:
-    controller().kick()
+    operator().kick()
 
 
 @kopf.on.event(GROUP, VERSION, "jobqueues")
 async def queue_event(**_: Any) -> None:
-    controller().kick()
+    operator().kick()
 
 
 def log_level(name: str) -> int:

@@ -1,27 +1,20 @@
-"""Compact views of watched objects, built once per watch event and kept in kopf's indexes."""
+"""Compact views of watched objects, built once per watch event: BatchJobs in the store, compute
+environments and queues in kopf's indexes."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from barge.core.manifests import Placement
+from barge.core.resolve import Resolved
 from barge.core.resources import Capacity, Resources, parse_bytes
 from barge.core.scheduler import Environment, Queue, TimeLimitAction
+from barge.core.states import API_VERSION, ENABLED
 
 JobKey = tuple[str, str]
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def resource_version(metadata: dict[str, Any]) -> int:
@@ -132,9 +125,16 @@ class JobRecord:
         raw = (self.status.get("resolved") or {}).get("request") or {}
         return Resources(int(raw.get("cpuMilli", 0)), int(raw.get("memory", 0)), int(raw.get("gpus", 0)))
 
+    @property
+    def resolved(self) -> Resolved:
+        """The job as it runs, resolved at admission (status.resolved)."""
+        resolved = self.status.get("resolved") or {}
+        return Resolved(resolved.get("template") or {}, self.request, resolved.get("retryStrategy") or {},
+                        resolved.get("timeoutSeconds"), resolved.get("labels") or {})
+
     def reference(self) -> dict[str, Any]:
-        """Enough of the body for kopf.event's involvedObject."""
-        return {"apiVersion": "barge.dev/v1alpha1", "kind": "BatchJob",
+        """Enough of the body for an Event's involvedObject."""
+        return {"apiVersion": API_VERSION, "kind": "BatchJob",
                 "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid}}
 
 
@@ -166,13 +166,13 @@ class EnvironmentRecord:
 
     @property
     def enabled(self) -> bool:
-        return self.spec.get("state", "ENABLED") == "ENABLED" and self.invalid_reason is None
+        return self.spec.get("state", ENABLED) == ENABLED and self.invalid_reason is None
 
     def to_core(self) -> Environment:
         return Environment(self.name, self.enabled, self.capacity)
 
     def reference(self) -> dict[str, Any]:
-        return {"apiVersion": "barge.dev/v1alpha1", "kind": "ComputeEnvironment",
+        return {"apiVersion": API_VERSION, "kind": "ComputeEnvironment",
                 "metadata": {"name": self.name, "uid": self.uid}}
 
 
@@ -192,7 +192,7 @@ class QueueRecord:
 
     @property
     def enabled(self) -> bool:
-        return self.spec.get("state", "ENABLED") == "ENABLED"
+        return self.spec.get("state", ENABLED) == ENABLED
 
     @property
     def environments(self) -> tuple[str, ...]:
@@ -207,5 +207,17 @@ class QueueRecord:
         return Queue(self.name, int(self.spec.get("priority", 0)), self.environments, actions)
 
     def reference(self) -> dict[str, Any]:
-        return {"apiVersion": "barge.dev/v1alpha1", "kind": "JobQueue",
+        return {"apiVersion": API_VERSION, "kind": "JobQueue",
                 "metadata": {"name": self.name, "uid": self.uid}}
+
+
+def placement(job: JobRecord, environment: EnvironmentRecord, ttl_seconds: int | None,
+              array_size: int | None = None) -> Placement:
+    """Where the current attempt (or an array's children) runs: the environment's node pool."""
+    resources = environment.spec.get("computeResources") or {}
+    return Placement(
+        namespace=job.namespace, batchjob=job.name, job_id=job.uid, attempt=job.attempt, queue=job.queue,
+        environment=environment.name, node_selector=dict(resources.get("nodeSelector") or {}),
+        tolerations=list(resources.get("tolerations") or []), affinity=resources.get("affinity"),
+        ttl_seconds_after_finished=ttl_seconds, array_size=array_size,
+    )

@@ -1,4 +1,4 @@
-"""What the operator knows about the cluster.
+"""What the operator knows about the cluster, and what it has decided but not written yet.
 
 The few, small kinds (compute environments, queues, definitions) live in kopf's indexes. BatchJobs,
 their pods and Kubernetes Jobs can number in the hundreds of thousands, so those live here instead
@@ -6,6 +6,11 @@ their pods and Kubernetes Jobs can number in the hundreds of thousands, so those
 before it completes, so the quota is counted in full after any restart), then kept current by watch
 events and by Barge's own writes. A version never replaces a newer one (etcd revisions are integers),
 so a stale event cannot undo a placement Barge has just written.
+
+Decisions are assumed here before they are written, as Kueue's scheduler assumes a workload in its
+cache before the API call: an admission (written by the next scheduling pass) and a placement (its
+Kubernetes Job is created first; STARTING is written with the pod's first report). Every reader
+sees a job through `effective`; a failed write puts the decision back.
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from barge.controller.records import EnvironmentRecord, JobKey, JobRecord, QueueRecord, resource_version
+from barge.core import job as rules
+from barge.core.jobstatus import JobStatusPatch
 from barge.core.lifecycle import KubeJobObservation, PodObservation, observe_kube_job, observe_pod
+from barge.core.states import JOB_ID_LABEL, RUNNABLE, TERMINAL
 
 Index = Mapping[Any, Any]
-JOB_ID_LABEL = "barge.dev/job-id"
+Placed = tuple[float, JobStatusPatch]  # when it was placed (the injected clock), and the patch to write
 
 
 def _first(index: Index | None, key: Any) -> Any:
@@ -44,6 +52,8 @@ class Store:
         self._dependents: dict[JobKey, set[JobKey]] = {}
         self._pods: dict[str, dict[str, tuple[int, PodObservation]]] = {}
         self._kube_jobs: dict[str, dict[str, tuple[int, KubeJobObservation]]] = {}
+        self._admissions: dict[JobKey, JobStatusPatch] = {}
+        self._placements: dict[JobKey, Placed] = {}
         # Set once the big kinds are listed and kopf's indexes hold every small object that exists.
         self.listed = asyncio.Event()
 
@@ -82,6 +92,8 @@ class Store:
                 self._dependents.setdefault((record.namespace, str(name)), set()).add(record.key)
 
     def forget(self, key: JobKey) -> None:
+        self._admissions.pop(key, None)
+        self._placements.pop(key, None)
         record = self._jobs.pop(key, None)
         if record is None:
             return
@@ -171,7 +183,7 @@ class Store:
         backoffLimit 0 the Job controller starts no other pod."""
         key = self._keys_by_uid.get(job_id)
         record = self._jobs.get(key) if key is not None else None
-        if (pod.index is not None or record is None or record.state in ("SUCCEEDED", "FAILED")
+        if (pod.index is not None or record is None or record.state in TERMINAL
                 or pod.attempt != record.attempt):
             return
         if not pod.terminated:
@@ -193,6 +205,75 @@ class Store:
 
     def kube_jobs(self, job_id: str) -> list[KubeJobObservation]:
         return [observation for _, observation in self._kube_jobs.get(job_id, {}).values()]
+
+    # --- decisions made, not yet written ------------------------------------------------------
+
+    def assume_admission(self, key: JobKey, patch: JobStatusPatch) -> None:
+        self._admissions[key] = patch
+
+    def admission_held(self, key: JobKey) -> bool:
+        return key in self._admissions
+
+    def held_admissions(self) -> list[JobKey]:
+        return list(self._admissions)
+
+    def take_admission(self, key: JobKey) -> JobStatusPatch | None:
+        return self._admissions.pop(key, None)
+
+    def assume_placement(self, key: JobKey, at: float, patch: JobStatusPatch) -> JobStatusPatch:
+        """Placed: its admission (if held) is written with the placement, in one patch (returned)."""
+        admission = self._admissions.pop(key, None) or {}
+        placed: JobStatusPatch = {**admission, **patch}
+        self._placements[key] = (at, placed)
+        return placed
+
+    def placement_assumed(self, key: JobKey) -> bool:
+        return key in self._placements
+
+    def take_placement(self, key: JobKey) -> Placed | None:
+        return self._placements.pop(key, None)
+
+    def restore_placement(self, key: JobKey, placed: Placed) -> None:
+        """A write that carried the placement failed: it stays assumed (unless a newer one is)."""
+        self._placements.setdefault(key, placed)
+
+    def placements_due(self, placed_before: float) -> list[JobKey]:
+        return [key for key, (at, _) in self._placements.items() if at <= placed_before]
+
+    def first_placed_at(self) -> float | None:
+        return min((at for at, _ in self._placements.values()), default=None)
+
+    def adopt_placements(self) -> int:
+        """A RUNNABLE one-pod job whose Kubernetes Job exists was placed by an operator that stopped
+        before writing it: the placement is taken from the Job (its annotation), to be written as
+        any other. Run once the startup list is complete; returns how many were adopted."""
+        adopted = 0
+        for record in list(self._jobs.values()):
+            if record.state != RUNNABLE or record.key in self._placements or rules.array_size(record):
+                continue
+            kube_job = next((j for j in self.kube_jobs(record.uid) if j.attempt == record.attempt and j.environment),
+                            None)
+            if kube_job is not None:
+                self.assume_placement(record.key, 0.0, rules.placement_patch(kube_job.environment, kube_job.name))
+                adopted += 1
+        return adopted
+
+    def waits_as_written(self, record: JobRecord) -> bool:
+        """A RUNNABLE job with nothing assumed: most of a deep queue. Cheap to tell, so a pass over
+        100,000 jobs skips `effective` for them."""
+        return record.status.get("state") == RUNNABLE and record.key not in self._placements
+
+    def effective(self, record: JobRecord) -> JobRecord:
+        """The job as decided: with its admission and placement even when they are not written yet."""
+        state = record.state
+        if state is not None and state != RUNNABLE:
+            return record
+        admission = self._admissions.get(record.key) if state is None else None
+        placed = self._placements.get(record.key)
+        if admission is None and placed is None:
+            return record
+        status = {**record.status, **(admission or {}), **(placed[1] if placed else {})}
+        return dataclasses.replace(record, status=status)
 
     # --- the small kinds, from kopf's indexes -------------------------------------------------
 

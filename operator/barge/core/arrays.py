@@ -8,15 +8,15 @@ those two, `progress` derives everything else, so a restart at any point converg
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from barge.core import lifecycle
-from barge.core.dependencies import DEPENDENT_FAILED, judge
+from barge.core.dependencies import Verdict, judge
+from barge.core.jobstatus import JobStatusPatch
 from barge.core.lifecycle import PodObservation
-
-STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+from barge.core.states import DEPENDENT_FAILED, ESSENTIAL_CONTAINER_EXITED, FAILED, JOB_STATES, SUCCEEDED
 
 
 def format_ranges(indices: Iterable[int]) -> str:
@@ -103,7 +103,7 @@ def _record_finished(settled: Settled, index: int, pod: PodObservation, retry_st
     if pod.phase == "Succeeded":
         settled.succeeded.add(index)
         return
-    reason = lifecycle.ESSENTIAL_CONTAINER_EXITED if pod.exit_code is not None else f"Pod failed: {pod.reason}"
+    reason = ESSENTIAL_CONTAINER_EXITED if pod.exit_code is not None else f"Pod failed: {pod.reason}"
     attempts_done = settled.add_failure(index, lifecycle.attempt_record(pod, reason, now))
     retry = not no_retry and lifecycle.should_retry(retry_strategy, attempts_done, reason, pod.reason, pod.exit_code)
     if not retry:
@@ -126,7 +126,7 @@ ALL_WAIT: ChildGate = lambda index: "wait"  # noqa: E731 - the parent itself wai
 RUNNABLE_LISTED = 2000  # more than one scheduling pass can place into any environment
 
 
-def child_gate(dependencies: list[Mapping[str, Any]], settled: Settled,
+def child_gate(dependencies: Sequence[Mapping[str, Any]], settled: Settled,
                child_state_of: Callable[[str, int], str | None]) -> ChildGate:
     """N_TO_N: child i waits for child i of the named array; SEQUENTIAL: for child i-1 of this one."""
     n_to_n = [d for d in dependencies if d.get("type") == "N_TO_N"]
@@ -201,7 +201,7 @@ def progress(size: int, array_status: Mapping[str, Any], pods: Iterable[PodObser
 
 def summary(size: int, p: Progress) -> dict[str, int]:
     """statusSummary: all seven states, zeros included."""
-    counts = dict.fromkeys(STATES, 0)
+    counts = dict.fromkeys(JOB_STATES, 0)
     counts["SUCCEEDED"] = len(p.settled.succeeded)
     counts["FAILED"] = len(p.settled.failed)
     running = sum(1 for pod in p.active.values() if pod.running_since)
@@ -222,3 +222,44 @@ def array_status(size: int, p: Progress) -> dict[str, Any]:
         "failureCounts": p.settled.failure_counts(),
         "children": {str(i): {"attempts": a} for i, a in sorted(p.settled.attempts.items())},
     }
+
+
+def reason(size: int, p: Progress, verdict: Verdict) -> str:
+    """The parent's statusReason while its children run."""
+    if not verdict.ready:
+        return f"Waiting for {verdict.waiting_on}"
+    counts = summary(size, p)
+    return "Children: " + ", ".join(f"{counts[s]} {s}" for s in JOB_STATES if counts[s])
+
+
+def progress_patch(size: int, p: Progress, verdict: Verdict) -> JobStatusPatch:
+    done = len(p.settled.succeeded) + len(p.settled.failed)
+    return {"arrayProperties": array_status(size, p), "statusReason": reason(size, p, verdict),
+            "arrayProgress": f"{done}/{size}"}
+
+
+def finished(size: int, p: Progress) -> bool:
+    return len(p.settled.succeeded) + len(p.settled.failed) >= size
+
+
+def finish_patch(size: int, p: Progress, now: str, reason: str | None = None,
+                 failed_children_reason: str | None = None, flag: str | None = None) -> JobStatusPatch:
+    """The parent's end: children not settled and not running fail with `failed_children_reason`
+    (a dependency failed, cancel, terminate); FAILED when any child failed or `flag` is set."""
+    settled = p.settled
+    if failed_children_reason:
+        for index in range(size):
+            if not settled.done(index) and index not in p.active:
+                fail_child(settled, index, failed_children_reason, now)
+    failed = len(settled.failed)
+    if reason is None:
+        reason = (f"All {size} children succeeded" if not failed else
+                  f"{failed} of {size} children failed (indices {format_ranges(settled.failed)})")
+    patch: JobStatusPatch = {"state": FAILED if failed or flag else SUCCEEDED, "statusReason": reason,
+                             "stoppedAt": now, "arrayProperties": array_status(size, p),
+                             "arrayProgress": f"{len(settled.succeeded) + failed}/{size}"}
+    if flag == "isCancelled":
+        patch["isCancelled"] = True
+    elif flag == "isTerminated":
+        patch["isTerminated"] = True
+    return patch

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-DEPENDENT_FAILED = "Dependent Job failed"
-TERMINAL = ("SUCCEEDED", "FAILED")
-SATISFYING = {"Succeeded": ("SUCCEEDED",), "Failed": ("FAILED",), "Finished": TERMINAL}
+from barge.core.states import DEPENDENT_FAILED, FAILED, SUCCEEDED, TERMINAL
+
+SATISFYING = {"Succeeded": frozenset({SUCCEEDED}), "Failed": frozenset({FAILED}), "Finished": TERMINAL}
 
 
 @dataclass(frozen=True)

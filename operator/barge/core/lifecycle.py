@@ -8,13 +8,16 @@ rules say RETRY; cancel, terminate and timeout are never retried.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
-TIMEOUT_REASON = "Job attempt duration exceeded timeout"
-TERMINAL = ("SUCCEEDED", "FAILED")
-ACTIVE = ("STARTING", "RUNNING")
+from barge.core.states import (
+    ACTIVE,
+    ATTEMPT_LABEL,
+    COMPLETION_INDEX_ANNOTATION,
+    ENVIRONMENT_ANNOTATION,
+    ESSENTIAL_CONTAINER_EXITED,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,6 @@ class Outcome:
     started_at: str | None = None
     stopped_at: str | None = None
     retry: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _main_container_status(pod: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +79,7 @@ def _main_container_status(pod: dict[str, Any]) -> dict[str, Any]:
 def observe_pod(pod: dict[str, Any]) -> PodObservation:
     metadata = pod.get("metadata") or {}
     labels = metadata.get("labels") or {}
-    index = (metadata.get("annotations") or {}).get("batch.kubernetes.io/job-completion-index")
+    index = (metadata.get("annotations") or {}).get(COMPLETION_INDEX_ANNOTATION)
     state = _main_container_status(pod).get("state") or {}
     running = state.get("running") or {}
     terminated = state.get("terminated") or {}
@@ -87,7 +89,7 @@ def observe_pod(pod: dict[str, Any]) -> PodObservation:
     unschedulable = scheduled.get("message") if scheduled.get("reason") == "Unschedulable" else None
     return PodObservation(
         name=metadata.get("name", ""),
-        attempt=int(labels.get("barge.dev/attempt", "1")),
+        attempt=int(labels.get(ATTEMPT_LABEL, "1")),
         phase=status.get("phase", "Pending"),
         node=(pod.get("spec") or {}).get("nodeName"),
         index=int(index) if index is not None and str(index).isdigit() else None,
@@ -109,9 +111,9 @@ def observe_kube_job(job: dict[str, Any]) -> KubeJobObservation:
     complete = any(c.get("type") == "Complete" and c.get("status") == "True" for c in conditions)
     return KubeJobObservation(
         name=metadata.get("name", ""),
-        attempt=int((metadata.get("labels") or {}).get("barge.dev/attempt", "1")),
+        attempt=int((metadata.get("labels") or {}).get(ATTEMPT_LABEL, "1")),
         uid=metadata.get("uid", ""),
-        environment=(metadata.get("annotations") or {}).get("barge.dev/compute-environment", ""),
+        environment=(metadata.get("annotations") or {}).get(ENVIRONMENT_ANNOTATION, ""),
         failed_reason=failed.get("reason") if failed else None,
         failed_message=failed.get("message") if failed else None,
         complete=complete,

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from barge.core import jobspec
+from barge.core import manifests
+from barge.core.resolve import SpecError, resolve
 from barge.core.resources import Resources
 
 DEFINITION: dict[str, Any] = {
@@ -23,13 +24,13 @@ DEFINITION: dict[str, Any] = {
 
 
 def test_parameters_substitute_submitted_then_default_and_keep_unknown() -> None:
-    resolved = jobspec.resolve(DEFINITION, {"parameters": {"frame": "42"}})
+    resolved = resolve(DEFINITION, {"parameters": {"frame": "42"}})
     command = resolved.template["spec"]["containers"][0]["command"]
     assert command == ["render", "--frame=42", "h264", "Ref::unknown"]
 
 
 def test_overrides_replace_command_merge_env_and_set_resources() -> None:
-    resolved = jobspec.resolve(DEFINITION, {"overrides": {
+    resolved = resolve(DEFINITION, {"overrides": {
         "command": ["other"], "env": [{"name": "MODE", "value": "slow"}, {"name": "X", "value": "1"}],
         "vcpus": 2.5, "memory": 2048, "gpus": 1}})
     main = resolved.template["spec"]["containers"][0]
@@ -43,28 +44,28 @@ def test_overrides_replace_command_merge_env_and_set_resources() -> None:
 def test_definition_is_not_mutated_and_job_settings_replace_definition_settings() -> None:
     before = repr(DEFINITION)
     job = {"retryStrategy": {"attempts": 5}, "timeout": {"attemptDurationSeconds": 60}}
-    resolved = jobspec.resolve(DEFINITION, job)
+    resolved = resolve(DEFINITION, job)
     assert repr(DEFINITION) == before
     assert resolved.retry_strategy["attempts"] == 5 and resolved.timeout_seconds == 60
-    defaults = jobspec.resolve(DEFINITION, {})
+    defaults = resolve(DEFINITION, {})
     assert defaults.retry_strategy["attempts"] == 3 and defaults.timeout_seconds == 120
 
 
 def test_bad_quantity_names_the_field() -> None:
-    with pytest.raises(jobspec.SpecError, match="resources of the main container"):
-        jobspec.resolve(DEFINITION, {"overrides": {"resources": {"requests": {"cpu": "lots"}}}})
+    with pytest.raises(SpecError, match="resources of the main container"):
+        resolve(DEFINITION, {"overrides": {"resources": {"requests": {"cpu": "lots"}}}})
 
 
-def _placement(**extra: Any) -> jobspec.Placement:
+def _placement(**extra: Any) -> manifests.Placement:
     base: dict[str, Any] = dict(namespace="ns", batchjob="render-7", job_id="uid-1", attempt=2, queue="high",
                                 environment="cpu-ce", node_selector={"barge.dev/pool": "cpu"},
                                 tolerations=[{"key": "k", "operator": "Exists"}], affinity=None,
                                 ttl_seconds_after_finished=300)
-    return jobspec.Placement(**(base | extra))
+    return manifests.Placement(**(base | extra))
 
 
 def test_kubernetes_job_is_owned_labelled_placed_and_carries_aws_env() -> None:
-    manifest = jobspec.kubernetes_job(jobspec.resolve(DEFINITION, {}), _placement())
+    manifest = manifests.kubernetes_job(resolve(DEFINITION, {}), _placement())
     assert manifest["metadata"]["name"] == "render-7-2"
     assert manifest["metadata"]["ownerReferences"][0] | {} == {
         "apiVersion": "barge.dev/v1alpha1", "kind": "BatchJob", "name": "render-7", "uid": "uid-1",
@@ -82,7 +83,7 @@ def test_kubernetes_job_is_owned_labelled_placed_and_carries_aws_env() -> None:
 
 
 def test_array_job_is_indexed_and_child_id_includes_the_index() -> None:
-    manifest = jobspec.kubernetes_job(jobspec.resolve(DEFINITION, {}), _placement(array_size=10, parallelism=4))
+    manifest = manifests.kubernetes_job(resolve(DEFINITION, {}), _placement(array_size=10, parallelism=4))
     assert manifest["spec"]["completionMode"] == "Indexed"
     assert manifest["spec"]["completions"] == 10 and manifest["spec"]["parallelism"] == 4
     env = manifest["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -93,18 +94,18 @@ def test_array_job_is_indexed_and_child_id_includes_the_index() -> None:
 
 def test_job_names_are_deterministic_and_fit_a_label() -> None:
     long = "x" * 200
-    assert jobspec.kubernetes_job_name(long, 3) == jobspec.kubernetes_job_name(long, 3)
-    assert len(jobspec.kubernetes_job_name(long, 10)) <= 63
-    assert jobspec.kubernetes_job_name(long, 1) != jobspec.kubernetes_job_name("x" * 199 + "y", 1)
+    assert manifests.kubernetes_job_name(long, 3) == manifests.kubernetes_job_name(long, 3)
+    assert len(manifests.kubernetes_job_name(long, 10)) <= 63
+    assert manifests.kubernetes_job_name(long, 1) != manifests.kubernetes_job_name("x" * 199 + "y", 1)
 
 
 def test_array_job_is_managed_by_barge_and_child_pods_carry_their_own_values() -> None:
-    resolved = jobspec.resolve(DEFINITION, {})
+    resolved = resolve(DEFINITION, {})
     placement = _placement(array_size=1000)
-    job = jobspec.array_job(resolved, placement)
+    job = manifests.array_job(resolved, placement)
     assert job["spec"]["managedBy"] == "barge.dev/operator" and job["metadata"]["name"] == "render-7"
     assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 1000
-    pod = jobspec.array_child_pod(resolved, placement, "render-7", "job-uid", 500, 2)
+    pod = manifests.array_child_pod(resolved, placement, "render-7", "job-uid", 500, 2)
     assert pod["metadata"]["name"] == "render-7-500-2"
     assert pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "500"
     assert pod["metadata"]["ownerReferences"][0]["uid"] == "job-uid"

@@ -1,0 +1,159 @@
+"""One job's reconcile: read the job and what was observed of it, ask core.job what to do, write
+the result. Runs under the job's lock; arrays are handed to arrays.py."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from barge import metrics
+from barge.config import Settings
+from barge.controller.arrays import Arrays
+from barge.controller.dependencies import Dependencies
+from barge.controller.records import EnvironmentRecord, JobKey, JobRecord, placement
+from barge.controller.router import KeyedLocks, Router
+from barge.controller.status import StatusWriter
+from barge.controller.store import Store
+from barge.core import job as rules
+from barge.core import manifests
+from barge.core.states import RUNNING, TERMINAL
+
+log = logging.getLogger("barge.jobs")
+# Answers to a Job create that are about the Job itself (invalid, forbidden, namespace gone): the job fails.
+REFUSALS = (400, 403, 404, 422)
+LOOK_AGAIN_SECONDS = 0.5  # a queue or definition missing from a young job's view
+CREATE_RETRY_SECONDS = 2.0  # a Job create that failed for a reason unrelated to the job
+
+
+class Jobs:
+    def __init__(self, settings: Settings, store: Store, status: StatusWriter, locks: KeyedLocks, router: Router,
+                 arrays: Arrays, dependencies: Dependencies, clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.kube = status.kube
+        self.store = store
+        self.status = status
+        self.locks = locks
+        self.router = router
+        self.arrays = arrays
+        self.dependencies = dependencies
+        self.clock = clock
+        self._created: set[str] = set()  # "namespace/name" of Jobs created by this process, not yet finished
+
+    async def reconcile(self, key: JobKey) -> None:
+        await self.store.listed.wait()
+        async with self.locks(key):
+            record = self.store.job(key)
+            if record is None:
+                return
+            record = self.store.effective(record)
+            for step in rules.next_steps(record, self.store.admission_held(key)):
+                await self._run(step, record)
+
+    async def _run(self, step: str, record: JobRecord) -> None:
+        if step == rules.FORGET_ADMISSION:
+            self.store.take_admission(record.key)
+        elif step == rules.TERMINATE:
+            await self._terminate(record)
+        elif step == rules.TERMINATE_ARRAY:
+            await self.arrays.terminate(record)
+        elif step == rules.CANCEL:
+            await self.status.write(record, rules.cancel(record, self.clock()))
+            self.router.kick()
+        elif step == rules.ADMIT:
+            await self._admit(record)
+        elif step == rules.ARRAY:
+            await self.arrays.reconcile(record)
+        elif step == rules.WAIT_FOR_DEPENDENCIES:
+            await self._wait_for_dependencies(record)
+        elif step == rules.FOLLOW_ATTEMPT:
+            await self._follow_attempt(record)
+
+    async def _admit(self, record: JobRecord) -> None:
+        definition = self.store.definition(record.namespace, str(record.spec.get("jobDefinition")))
+        admission = rules.admit(record, self.store.queue(record.queue), [q.name for q in self.store.queues()],
+                                definition, self.clock())
+        if admission.patch is None:
+            self.router.reconcile_later(record.key, LOOK_AGAIN_SECONDS)
+        elif admission.held:
+            self.store.assume_admission(record.key, admission.patch)
+            self.router.kick()
+        else:
+            await self.status.write(record, admission.patch)
+            self.router.kick()
+
+    async def _wait_for_dependencies(self, record: JobRecord) -> None:
+        patch = rules.dependencies_patch(record, self.dependencies.verdict(record), self.clock())
+        if patch is not None:
+            await self.status.write(record, patch)
+            if patch.get("state") is not None:
+                self.router.kick()
+
+    async def _terminate(self, record: JobRecord) -> None:
+        pod = rules.current_pod(record, self.store.pods(record.uid))
+        if record.state in rules.ACTIVE:
+            await self.kube.delete_job(record.namespace, rules.kube_job_name(record))
+        await self.status.write(record, rules.terminate(record, pod, self.clock()))
+        self.router.kick()
+
+    async def _follow_attempt(self, record: JobRecord) -> None:
+        kube_job = rules.current_kube_job(record, self.store.kube_jobs(record.uid))
+        pod = rules.current_pod(record, self.store.pods(record.uid))
+        if kube_job is None and pod is None:
+            await self._ensure_kube_job(record)
+            return
+        now = self.clock()
+        if rules.timed_out(record, now):
+            await self.kube.delete_job(record.namespace, rules.kube_job_name(record))
+            await self.status.write(record, rules.time_out(record, pod, now))
+            self.router.kick()
+            return
+        outcome = rules.advance(record, pod, kube_job, now)
+        if outcome is not None:
+            if outcome.retry:
+                metrics.RETRIED.labels(record.queue).inc()
+            await self.status.write(record, rules.outcome_patch(record, outcome, now))
+            if outcome.state != RUNNING:
+                self.router.kick()
+            return
+        patch = rules.unschedulable_patch(record, pod)
+        if patch is not None:
+            await self.status.write(record, patch)
+
+    async def _ensure_kube_job(self, record: JobRecord) -> None:
+        """Placed but no Kubernetes Job seen: create it (after a restart between our two writes)."""
+        if f"{record.namespace}/{rules.kube_job_name(record)}" in self._created:
+            return
+        name = str(record.status.get("computeEnvironment"))
+        environment = self.store.environment(name)
+        if environment is None:
+            await self.status.write(record, rules.fail(
+                f"Compute environment '{name}' was deleted before the job started", self.clock()))
+            return
+        await self.create_kube_job(record, environment)
+
+    async def create_kube_job(self, record: JobRecord, environment: EnvironmentRecord) -> None:
+        """The Kubernetes Job of the current attempt; a refusal about the Job itself fails the job."""
+        where = placement(record, environment, self.settings.kubernetes_job_ttl_seconds)
+        manifest = manifests.kubernetes_job(record.resolved, where)
+        guard = f"{record.namespace}/{manifest['metadata']['name']}"
+        self._created.add(guard)
+        try:
+            await self.kube.create_job(manifest)
+        except Exception as exc:
+            if getattr(exc, "status", None) in REFUSALS:
+                log.warning("creating the Kubernetes Job of %s failed: %s", record.key, exc)
+                reason = f"Kubernetes refused the Job: {getattr(exc, 'reason', '')} {getattr(exc, 'body', exc)}"
+                await self.status.write(record, rules.fail(reason[:1024], self.clock()))
+                return
+            # A timeout or a busy apiserver says nothing about the job: try again shortly.
+            log.warning("creating the Kubernetes Job of %s failed, retrying: %s", record.key, exc)
+            self._created.discard(guard)
+            self.router.reconcile_later(record.key, CREATE_RETRY_SECONDS)
+
+    def finished(self, record: JobRecord) -> None:
+        """A job has just become SUCCEEDED or FAILED: what depends on it looks again."""
+        assert record.state in TERMINAL
+        for attempt in range(1, record.attempt + 1):
+            self._created.discard(f"{record.namespace}/{manifests.kubernetes_job_name(record.name, attempt)}")
+        for key in self.dependencies.dependents(record):
+            self.router.request_reconcile(key)

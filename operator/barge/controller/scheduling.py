@@ -1,0 +1,243 @@
+"""The scheduling loop: a snapshot of the store, the pure `schedule()`, then its decisions applied:
+placements assumed in the store and their Kubernetes Jobs created, admissions and reasons written,
+jobs past a queue's time limit cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from barge import metrics
+from barge.config import Settings
+from barge.controller.arrays import Arrays
+from barge.controller.jobs import Jobs
+from barge.controller.records import JobKey, JobRecord
+from barge.controller.router import KeyedLocks
+from barge.controller.status import StatusWriter
+from barge.controller.store import Store
+from barge.core import job as rules
+from barge.core import manifests
+from barge.core.resources import Resources
+from barge.core.scheduler import Runnable, Snapshot, Waiting, schedule
+from barge.core.states import PENDING, RUNNABLE, STARTING
+
+log = logging.getLogger("barge.scheduling")
+IDLE_PASS_SECONDS = 2.0
+IDLE_PASS_COST_FACTOR = 20  # a pass nothing asked for costs at most 1/20 of the time
+COALESCE_SECONDS = 0.02  # let a burst of events gather into one pass
+REQUESTS_KEPT = 4096
+
+
+def _key_string(key: JobKey) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, store: Store, status: StatusWriter, locks: KeyedLocks, jobs: Jobs,
+                 arrays: Arrays, clock: Callable[[], float],
+                 summarize: Callable[[dict[str, Resources]], Awaitable[None]],
+                 sweep: Callable[[], Awaitable[None]]) -> None:
+        self.settings = settings
+        self.store = store
+        self.status = status
+        self.locks = locks
+        self.jobs = jobs
+        self.arrays = arrays
+        self.clock = clock
+        self._summarize = summarize  # queues' and environments' status, after each pass
+        self._sweep = sweep  # timeouts and retention, at every wake
+        self._wake = asyncio.Event()
+        self._runnables: dict[JobKey, Runnable] = {}
+        self._requests: dict[Resources, Resources] = {}
+        self._reason_written_at: dict[JobKey, float] = {}
+        self._last_pass = (0.0, 0.0)  # when the last scheduling pass ended (monotonic), and what it took
+        self._reasons_left = False  # the last pass had more reasons to write than its budget
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def forget(self, key: JobKey) -> None:
+        self._reason_written_at.pop(key, None)
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._next_wakeup())
+            asked = self._wake.is_set() or self._reasons_left
+            self._wake.clear()
+            await asyncio.sleep(COALESCE_SECONDS)
+            if not self.store.ready:
+                continue
+            try:
+                if asked or self._idle_pass_due():
+                    started = time.monotonic()
+                    await self._summarize(await self.scheduling_pass())
+                    self._last_pass = (time.monotonic(), time.monotonic() - started)
+                await self._sweep()
+                await self.flush_placements()
+            except Exception:
+                log.exception("scheduling pass failed; retrying")
+                await asyncio.sleep(1)
+
+    def _idle_pass_due(self) -> bool:
+        """A pass nothing asked for (it re-checks time limits and refreshes reasons) runs every
+        IDLE_PASS_SECONDS, or less often when passes are expensive: over 100,000 waiting jobs one
+        costs about a second, and repeating it every two seconds would keep a core busy for nothing."""
+        at, duration = self._last_pass
+        return time.monotonic() - at >= max(IDLE_PASS_SECONDS, IDLE_PASS_COST_FACTOR * duration)
+
+    def _next_wakeup(self) -> float:
+        first = self.store.first_placed_at()
+        if first is None:
+            return IDLE_PASS_SECONDS
+        due = first + self.settings.placement_report_seconds
+        return min(IDLE_PASS_SECONDS, max(0.05, due - self.clock()))
+
+    # --- the snapshot ----------------------------------------------------------------------------
+
+    def snapshot(self, jobs: list[JobRecord]) -> tuple[Snapshot, dict[str, JobRecord]]:
+        environments = {r.name: r.to_core() for r in self.store.environments()}
+        queues = {r.name: r.to_core() for r in self.store.queues()}
+        usage: dict[str, Resources] = {}
+        runnable: list[Runnable] = []
+        runnables: dict[JobKey, Runnable] = {}
+        by_key: dict[str, JobRecord] = {}
+        for record in jobs:
+            if not self.store.waits_as_written(record):
+                record = self.store.effective(record)
+            if record.state == PENDING and rules.array_size(record) is not None:
+                environment, used = self.arrays.usage(record)
+                if environment and not used.is_zero():
+                    usage[environment] = usage.get(environment, Resources()) + used
+                wants = self.arrays.wants(record)
+                if wants:
+                    key = _key_string(record.key)
+                    by_key[key] = record
+                    runnable.append(Runnable(key=key, queue=record.queue,
+                                             submitted_at=float(record.status.get("queuedAt") or 0),
+                                             request=record.request, count=wants, pinned_environment=environment))
+                continue
+            charged = rules.charge(record)
+            if charged is not None:
+                usage[charged[0]] = usage.get(charged[0], Resources()) + charged[1]
+            elif rules.schedulable(record):
+                job = self._runnable(record)
+                by_key[job.key] = record
+                runnable.append(job)
+                runnables[record.key] = job
+        self._runnables = runnables  # what left RUNNABLE is dropped
+        return Snapshot(environments, queues, usage, runnable), by_key
+
+    def _runnable(self, record: JobRecord) -> Runnable:
+        """The scheduler's view of a RUNNABLE job, built once per version of the job: a deep queue
+        is mostly the same 100,000 jobs pass after pass."""
+        cached = self._runnables.get(record.key)
+        if cached is not None and cached.source is record:
+            return cached
+        waiting = record.status.get("waiting") or {}
+        request = record.request
+        if len(self._requests) > REQUESTS_KEPT:
+            self._requests.clear()
+        request = self._requests.setdefault(request, request)  # equal requests, one object: cheap to compare
+        return Runnable(key=_key_string(record.key), queue=record.queue,
+                        submitted_at=float(record.status.get("queuedAt") or 0), request=request,
+                        blocked_category=waiting.get("category"), blocked_since=waiting.get("since"),
+                        reason=record.status.get("statusReason"), source=record)
+
+    # --- the pass --------------------------------------------------------------------------------
+
+    async def scheduling_pass(self) -> dict[str, Resources]:
+        """One pass; returns each compute environment's usage as decided."""
+        snapshot, by_key = self.snapshot(list(self.store.jobs()))
+        started = time.perf_counter()
+        decisions = schedule(snapshot, self.clock())
+        metrics.CYCLE_SECONDS.observe(time.perf_counter() - started)
+        work = [self._place(by_key[p.key], p.environment) if rules.array_size(by_key[p.key]) is None
+                else self.arrays.place_children(by_key[p.key], p.environment, p.count) for p in decisions.placements]
+        work += [self._cancel_by_rule(by_key[c.key], c.reason) for c in decisions.cancellations]
+        waiting = dict(decisions.waiting)
+        for key in self.store.held_admissions():
+            wait = waiting.pop(_key_string(key), None)
+            if wait is not None:
+                work.append(self._write_admission(key, wait))
+        work += self._reason_updates(by_key, waiting)
+        await asyncio.gather(*work)
+        return decisions.usage
+
+    async def _write_admission(self, key: JobKey, wait: Waiting) -> None:
+        async with self.locks(key):
+            current = self.store.job(key)
+            admission = self.store.take_admission(key)
+            if admission is None or current is None or current.state is not None:
+                return
+            await self.status.write(current, {**admission, **rules.waiting_patch(wait)})
+
+    async def _place(self, record: JobRecord, environment_name: str) -> None:
+        """Assume the placement and create the job's Kubernetes Job now; STARTING is written later,
+        with the pod's first report or by flush_placements."""
+        async with self.locks(record.key):
+            current = self.store.job(record.key)
+            environment = self.store.environment(environment_name)
+            if current is None or environment is None:
+                return
+            current = self.store.effective(current)
+            if current.state != RUNNABLE:
+                return
+            metrics.PLACEMENTS.labels(environment_name).inc()
+            kube_job = manifests.kubernetes_job_name(current.name, current.attempt)
+            patch = self.store.assume_placement(record.key, self.clock(),
+                                                rules.placement_patch(environment_name, kube_job))
+            self.status.announce(self.store.job(record.key) or current, STARTING, patch)
+            await self.jobs.create_kube_job(self.store.effective(current), environment)
+
+    async def flush_placements(self) -> None:
+        """Write STARTING for placed jobs whose pod has not reported within placement_report_seconds."""
+        due = self.clock() - self.settings.placement_report_seconds
+        await asyncio.gather(*[self._flush_placement(key) for key in self.store.placements_due(due)])
+
+    async def _flush_placement(self, key: JobKey) -> None:
+        async with self.locks(key):
+            current = self.store.job(key)
+            if current is None or not self.store.placement_assumed(key):
+                return
+            if current.state not in (None, RUNNABLE):  # written by another path already
+                self.store.take_placement(key)
+                return
+            await self.status.write(self.store.effective(current), {})
+
+    async def _cancel_by_rule(self, record: JobRecord, reason: str) -> None:
+        async with self.locks(record.key):
+            current = self.store.job(record.key)
+            if current is not None and self.store.effective(current).state == RUNNABLE:
+                await self.status.write(current, rules.fail(reason, self.clock(), "isCancelled"))
+
+    def _reason_updates(self, by_key: dict[str, JobRecord], waiting: dict[str, Waiting]) -> list[Any]:
+        """Tell waiting jobs why, without rewriting 100,000 statuses every pass: a changed category
+        is written at once, a changed text at most every reason_refresh_seconds, within a budget."""
+        now = self.clock()
+        updates: list[Any] = []
+        for key, wait in waiting.items():
+            if len(updates) >= self.settings.reason_updates_per_cycle:
+                break
+            record = by_key.get(key)
+            if (record is None or rules.array_size(record) is not None
+                    or record.status.get("statusReason") == wait.reason):
+                continue
+            previous = (record.status.get("waiting") or {}).get("category")
+            last = self._reason_written_at.get(record.key, 0.0)
+            if previous == wait.category and now - last < self.settings.reason_refresh_seconds:
+                continue
+            self._reason_written_at[record.key] = now
+            updates.append(self._write_reason(record, wait))
+        self._reasons_left = len(updates) >= self.settings.reason_updates_per_cycle
+        return updates
+
+    async def _write_reason(self, record: JobRecord, wait: Waiting) -> None:
+        async with self.locks(record.key):
+            current = self.store.job(record.key)
+            if current is not None and self.store.effective(current).state == RUNNABLE:
+                await self.status.write(current, rules.waiting_patch(wait))

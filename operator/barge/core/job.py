@@ -1,0 +1,348 @@
+"""One job's decisions: what a reconcile does next, admission, the end of an attempt, cancel,
+terminate and timeout, and what a job counts against its compute environment's quota. Pure code:
+each rule reads a job (and what was observed of it) and returns a status patch; the clock is
+`now`, seconds since the epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from barge.core import lifecycle, manifests
+from barge.core.conditions import set_condition
+from barge.core.dependencies import Verdict
+from barge.core.jobstatus import AttemptStatus, JobStatusPatch, ResolvedJob
+from barge.core.lifecycle import KubeJobObservation, Outcome, PodObservation
+from barge.core.resolve import SpecError, resolve
+from barge.core.resources import Resources
+from barge.core.scheduler import Waiting
+from barge.core.states import (
+    ACTIVE,
+    CANCELLED_BY_USER,
+    FAILED,
+    JOB_STATES,
+    PENDING,
+    RUNNABLE,
+    RUNNING,
+    STARTING,
+    STATE_REASONS,
+    SUBMITTED,
+    TERMINAL,
+    TERMINATED_BY_USER,
+    TIMEOUT_REASON,
+)
+from barge.core.times import iso, parse_time
+
+# Watches of different kinds are not ordered: a queue or definition applied together with a job may
+# arrive just after it. A job this young whose reference is missing is looked at again, not failed.
+REFERENCE_GRACE_SECONDS = 10
+
+
+class JobView(Protocol):
+    """What the rules read of a BatchJob (controller.records.JobRecord is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def created(self) -> str: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def uid(self) -> str: ...
+    @property
+    def spec(self) -> dict[str, Any]: ...
+    @property
+    def status(self) -> dict[str, Any]: ...
+    @property
+    def state(self) -> str | None: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def request(self) -> Resources: ...
+
+
+class QueueView(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def enabled(self) -> bool: ...
+
+
+# --- what a reconcile does -------------------------------------------------------------------
+
+NOTHING = "nothing"
+TERMINATE = "terminate"
+TERMINATE_ARRAY = "terminate-array"
+CANCEL = "cancel"
+ADMIT = "admit"
+FORGET_ADMISSION = "forget-admission"  # a held admission is dropped, then the job is stopped
+ARRAY = "array"
+WAIT_FOR_DEPENDENCIES = "wait-for-dependencies"
+FOLLOW_ATTEMPT = "follow-attempt"
+
+
+def array_size(job: JobView) -> int | None:
+    size = (job.spec.get("arrayProperties") or {}).get("size")
+    return int(size) if size else None
+
+
+def stopping(job: JobView) -> bool:
+    return job.spec.get("terminate") is not None or job.spec.get("cancel") is not None
+
+
+def admitted(job: JobView) -> bool:
+    return job.state not in (None, SUBMITTED)
+
+
+def next_steps(job: JobView, admission_held: bool) -> tuple[str, ...]:
+    """What one reconcile of a job that is not finished does, in order."""
+    if job.state in TERMINAL:
+        return ()
+    is_array = array_size(job) is not None
+    first: tuple[str, ...] = ()
+    if admission_held:  # admitted RUNNABLE, not written yet
+        if not stopping(job):
+            return (NOTHING,)  # the next scheduling pass writes it
+        first = (FORGET_ADMISSION,)
+    if job.spec.get("terminate") is not None:
+        return (*first, TERMINATE_ARRAY if is_array and admitted(job) else TERMINATE)
+    if job.spec.get("cancel") is not None and job.state not in ACTIVE and not (is_array and admitted(job)):
+        return (*first, CANCEL)
+    if not admitted(job):
+        return (ADMIT,)
+    if is_array:
+        return (ARRAY,)
+    if job.state == PENDING:
+        return (WAIT_FOR_DEPENDENCIES,)
+    if job.state in ACTIVE:
+        return (FOLLOW_ATTEMPT,)
+    return (NOTHING,)
+
+
+# --- admission -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Admission:
+    """`patch` None: look again shortly. `held`: a RUNNABLE admission that the next scheduling pass
+    writes together with the reason the job waits (or its placement)."""
+    patch: JobStatusPatch | None
+    held: bool = False
+
+
+def admission_problem(job: JobView, queue: QueueView | None, queue_names: Iterable[str],
+                      definition: dict[str, Any] | None) -> str | None:
+    if queue is None:
+        known = ", ".join(sorted(queue_names)) or "none"
+        return f"Job queue '{job.queue}' does not exist (job queues: {known})"
+    if not queue.enabled:
+        return f"Job queue '{job.queue}' is DISABLED and accepts no new jobs"
+    if definition is None:
+        return f"Job definition '{job.spec.get('jobDefinition')}' does not exist in namespace '{job.namespace}'"
+    return None
+
+
+def admit(job: JobView, queue: QueueView | None, queue_names: Iterable[str], definition: dict[str, Any] | None,
+          now: float) -> Admission:
+    base: JobStatusPatch = {"jobId": job.uid, "createdAt": job.status.get("createdAt") or iso(now),
+                            "jobQueue": job.queue, "attemptCount": 0, "currentAttempt": 1}
+    problem = admission_problem(job, queue, queue_names, definition)
+    if problem and "does not exist" in problem and _young(job, now):
+        return Admission(None)
+    if problem:
+        return Admission({**base, **fail(problem, now)})
+    assert definition is not None
+    try:
+        resolved = resolve(definition, job.spec)
+    except SpecError as exc:
+        return Admission({**base, **fail(f"Invalid job: {exc}", now)})
+    size = array_size(job)
+    depends = bool(job.spec.get("dependsOn"))
+    request = resolved.request
+    patch: JobStatusPatch = {
+        **base, "state": PENDING if size or depends else RUNNABLE, "queuedAt": now,
+        "statusReason": "Checking dependencies" if depends else
+        f"Waiting in job queue '{job.queue}' for a scheduling pass",
+        "resolved": ResolvedJob(template=resolved.template, retryStrategy=resolved.retry_strategy,
+                                timeoutSeconds=resolved.timeout_seconds, labels=resolved.labels,
+                                request={"cpuMilli": request.cpu_milli, "memory": request.memory,
+                                         "gpus": request.gpus}),
+    }
+    if size:
+        patch["arrayProgress"] = f"0/{size}"
+        patch["arrayProperties"] = {"size": size, "statusSummary": {
+            s: (size if s == PENDING else 0) for s in JOB_STATES}}
+    return Admission(patch, held=patch["state"] == RUNNABLE)
+
+
+def _young(job: JobView, now: float) -> bool:
+    created = parse_time(job.created)
+    return created is not None and now - created < REFERENCE_GRACE_SECONDS
+
+
+# --- dependencies ----------------------------------------------------------------------------
+
+def dependencies_patch(job: JobView, verdict: Verdict, now: float) -> JobStatusPatch | None:
+    """A PENDING one-pod job: released to its queue (queued from now on), failed, or told what it waits for."""
+    if verdict.failure:
+        return fail(verdict.failure, now)
+    if verdict.ready:
+        return {"state": RUNNABLE, "queuedAt": now,
+                "statusReason": f"Dependencies met; waiting in job queue '{job.queue}'"}
+    reason = f"Waiting for {verdict.waiting_on}"
+    return None if job.status.get("statusReason") == reason else {"statusReason": reason}
+
+
+# --- the end of a job ------------------------------------------------------------------------
+
+def fail(reason: str, now: float, flag: str | None = None) -> JobStatusPatch:
+    patch: JobStatusPatch = {"state": FAILED, "statusReason": reason, "stoppedAt": iso(now)}
+    if flag == "isCancelled":
+        patch["isCancelled"] = True
+    elif flag == "isTerminated":
+        patch["isTerminated"] = True
+    return patch
+
+
+def cancel(job: JobView, now: float) -> JobStatusPatch:
+    return fail((job.spec.get("cancel") or {}).get("reason") or CANCELLED_BY_USER, now, "isCancelled")
+
+
+def termination_reason(job: JobView) -> str:
+    return (job.spec.get("terminate") or {}).get("reason") or TERMINATED_BY_USER
+
+
+def terminate(job: JobView, pod: PodObservation | None, now: float) -> JobStatusPatch:
+    """FAILED, isTerminated; an attempt in flight is recorded (its Kubernetes Job is deleted by the caller)."""
+    reason = termination_reason(job)
+    patch = fail(reason, now, "isTerminated")
+    if job.state in ACTIVE:
+        patch.update(_with_attempt(job, stopped_attempt(pod, reason, now)))
+    return patch
+
+
+def timed_out(job: JobView, now: float) -> bool:
+    """A running attempt has used its timeout (attemptDurationSeconds)."""
+    seconds = (job.status.get("resolved") or {}).get("timeoutSeconds")
+    started = parse_time(job.status.get("attemptStartedAt"))
+    return bool(seconds and started and job.state == RUNNING and now - started >= seconds)
+
+
+def time_out(job: JobView, pod: PodObservation | None, now: float) -> JobStatusPatch:
+    """A timed-out attempt ends the job: AWS never retries a timeout."""
+    return {**fail(TIMEOUT_REASON, now), **_with_attempt(job, stopped_attempt(pod, TIMEOUT_REASON, now))}
+
+
+def stopped_attempt(pod: PodObservation | None, reason: str, now: float) -> AttemptStatus:
+    attempt: AttemptStatus = {"statusReason": reason, "stoppedAt": iso(now)}
+    if pod is not None:
+        if pod.name:
+            attempt["podName"] = pod.name
+        if pod.node:
+            attempt["nodeName"] = pod.node
+        if pod.running_since:
+            attempt["startedAt"] = pod.running_since
+    return attempt
+
+
+def _with_attempt(job: JobView, attempt: AttemptStatus) -> JobStatusPatch:
+    attempts = [*(job.status.get("attempts") or []), attempt]
+    return {"attempts": attempts, "attemptCount": len(attempts)}
+
+
+# --- an attempt in flight --------------------------------------------------------------------
+
+def current_pod(job: JobView, pods: Sequence[PodObservation]) -> PodObservation | None:
+    """The pod of the current attempt; a terminated one wins over one still running."""
+    mine = [p for p in pods if p.attempt == job.attempt]
+    terminated = [p for p in mine if p.terminated]
+    candidates = terminated or mine
+    return candidates[-1] if candidates else None
+
+
+def current_kube_job(job: JobView, kube_jobs: Sequence[KubeJobObservation]) -> KubeJobObservation | None:
+    return next((j for j in kube_jobs if j.attempt == job.attempt), None)
+
+
+def kube_job_name(job: JobView) -> str:
+    return str(job.status.get("kubernetesJob") or manifests.kubernetes_job_name(job.name, job.attempt))
+
+
+def advance(job: JobView, pod: PodObservation | None, kube_job: KubeJobObservation | None,
+            now: float) -> Outcome | None:
+    """The transition the current attempt makes, from what its pod and Job show."""
+    resolved = job.status.get("resolved") or {}
+    return lifecycle.advance(job.state or "", job.attempt, resolved.get("retryStrategy") or {}, pod, kube_job,
+                             iso(now), no_more_retries=job.spec.get("cancel") is not None)
+
+
+def outcome_patch(job: JobView, outcome: Outcome, now: float) -> JobStatusPatch:
+    patch: JobStatusPatch = {"state": outcome.state, "statusReason": outcome.status_reason}
+    if outcome.state == RUNNING:
+        patch["attemptStartedAt"] = outcome.started_at or iso(now)
+        if not job.status.get("startedAt"):
+            patch["startedAt"] = patch["attemptStartedAt"]
+    if outcome.attempt is not None:
+        patch.update(_with_attempt(job, cast(AttemptStatus, outcome.attempt)))
+    if outcome.retry:
+        code = (outcome.attempt or {}).get("exitCode")
+        exit_text = f", exit code {code}" if code is not None else ""
+        patch.update({"currentAttempt": job.attempt + 1, "computeEnvironment": None,
+                      "statusReason": f"Attempt {job.attempt} failed ({outcome.status_reason}{exit_text}); "
+                                      "waiting to retry"})
+    if outcome.state in TERMINAL:
+        patch["stoppedAt"] = outcome.stopped_at or iso(now)
+        if not job.status.get("startedAt") and outcome.started_at:
+            patch["startedAt"] = outcome.started_at
+    return patch
+
+
+def unschedulable_patch(job: JobView, pod: PodObservation | None) -> JobStatusPatch | None:
+    """A STARTING job whose pod the scheduler cannot place says why."""
+    if pod is None or not pod.unschedulable or job.state != STARTING:
+        return None
+    reason = f"Pod cannot be scheduled: {pod.unschedulable}"[:1024]
+    return None if job.status.get("statusReason") == reason else {"statusReason": reason}
+
+
+# --- scheduling ------------------------------------------------------------------------------
+
+def placement_patch(environment: str, kube_job: str) -> JobStatusPatch:
+    return {"state": STARTING, "computeEnvironment": environment, "kubernetesJob": kube_job,
+            "statusReason": f"Placed on compute environment '{environment}'; waiting for the container to start",
+            "waiting": None}
+
+
+def waiting_patch(wait: Waiting) -> JobStatusPatch:
+    return {"statusReason": wait.reason, "waiting": {"category": wait.category, "since": wait.since}}
+
+
+def charge(job: JobView) -> tuple[str, Resources] | None:
+    """What a one-pod job holds of its compute environment's quota: its request while an attempt is
+    placed or running (STARTING, RUNNING). Arrays are charged child by child (core.arrays)."""
+    environment = job.status.get("computeEnvironment")
+    if job.state in ACTIVE and environment:
+        return str(environment), job.request
+    return None
+
+
+def schedulable(job: JobView) -> bool:
+    """A one-pod RUNNABLE job that the scheduler may place."""
+    return job.state == RUNNABLE and not stopping(job)
+
+
+# --- what every status write carries ---------------------------------------------------------
+
+def stamp(job: JobView, patch: JobStatusPatch, now: float) -> JobStatusPatch:
+    """A state change also sets observedGeneration and the Finished condition (True once terminal)."""
+    state = patch.get("state")
+    if not state:
+        return patch
+    conditions, _ = set_condition(job.status.get("conditions") or [], "Finished", state in TERMINAL,
+                                  STATE_REASONS.get(state, "Unknown"), patch.get("statusReason", ""),
+                                  job.generation, iso(now))
+    return {"observedGeneration": job.generation, **patch, "conditions": conditions}
