@@ -17,7 +17,6 @@ class Settings:
     kubernetes_job_ttl_seconds: int = 300
     reason_refresh_seconds: float = 30.0
     reason_updates_per_cycle: int = 200
-    status_refresh_seconds: float = 1.0
     placement_report_seconds: float = 1.0
     events: bool = True
     standalone: bool = True

@@ -14,7 +14,7 @@ def test_every_benchmark_step_runs_and_reports_its_figures(crds: Cluster,
     if operator_process is None or not crds.local:
         pytest.skip("runs its own operator on the project's local cluster")
     operator_process.stop()  # one operator at a time on a cluster
-    (bench.ROOT / "bench" / "out").mkdir(parents=True, exist_ok=True)
+    bench.OUT_DIR.mkdir(parents=True, exist_ok=True)
     runner = bench.Bench(crds.kubeconfig, bench.SMOKE)
     steps = [runner.ceiling, runner.p1_dispatch, runner.p2_admission, runner.p3_array,
              lambda: runner.p4_deep_queue(observe_seconds=5), runner.p5_dependencies]

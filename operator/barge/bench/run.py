@@ -38,6 +38,7 @@ from barge.dev import cluster, versions
 DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
 METRICS_PORT = int(os.environ.get("BARGE_BENCH_METRICS_PORT", "19090"))  # the bench's own operator
 ROOT = Path(__file__).resolve().parents[3]
+OUT_DIR = Path(__file__).resolve().parent / "out"  # the results and the operator's log (gitignored)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class Bench:
     def start_operator(self, **extra_env: str) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "BARGE_METRICS_PORT": str(METRICS_PORT),
                "BARGE_FINISHED_JOB_RETENTION": "0", "BARGE_LOG_LEVEL": "WARNING", **extra_env}
-        log = open(ROOT / "bench" / "out" / "operator.log", "ab")  # noqa: SIM115 - lives as long as the process
+        log = open(OUT_DIR / "operator.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.operator = subprocess.Popen([sys.executable, "-m", "barge.cli.main", "operator"], env=env,
                                          stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -595,7 +596,7 @@ def run(quick: bool, only: list[str], out: Path, array_to_completion: bool = Fal
     subprocess.run([str(cluster.build.binary("kubectl")), f"--kubeconfig={kubeconfig}", "apply", "-f",
                     str(ROOT / "crds")], check=True, capture_output=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    (ROOT / "bench" / "out").mkdir(parents=True, exist_ok=True)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
     bench = Bench(kubeconfig, sizes)
     bench.array_to_completion = array_to_completion
     bench.results |= {"date": time.strftime("%Y-%m-%d"), "machine": machine(),

@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--only", default="", help="comma-separated subset of ceiling,p1,p2,p3,p4,p5")
     bench.add_argument("--array-to-completion", action="store_true",
                        help="P3 also runs the whole array to its end (hours at full size)")
-    bench.add_argument("--out", type=Path, default=Path("bench/out/results.json"), help="where to write the JSON")
+    from barge.bench.run import OUT_DIR
+
+    bench.add_argument("--out", type=Path, default=OUT_DIR / "results.json",
+                       help="where to write the JSON (default: operator/barge/bench/out/results.json)")
     return parser
 
 

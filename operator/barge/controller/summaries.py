@@ -3,6 +3,7 @@ validity (a Ready condition), and the gauges that go with them. Written only whe
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -32,11 +33,10 @@ class Summaries:
             environment = record.status.get("computeEnvironment")
             if state in ACTIVE and environment:
                 by_environment.setdefault(environment, Counter())[state] += 1
-        for queue in self.store.queues():
-            await self._queue(queue, by_queue.get(queue.name, Counter()))
-        for environment in self.store.environments():
-            await self._environment(environment, usage.get(environment.name, Resources()),
-                                    by_environment.get(environment.name, Counter()))
+        await asyncio.gather(
+            *[self._queue(q, by_queue.get(q.name, Counter())) for q in self.store.queues()],
+            *[self._environment(e, usage.get(e.name, Resources()), by_environment.get(e.name, Counter()))
+              for e in self.store.environments()])
 
     def _ready(self, status: dict[str, Any], valid: bool, reason: str, message: str,
                generation: int) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ those two, `progress` derives everything else, so a restart at any point converg
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -251,6 +252,7 @@ def finish_patch(size: int, p: Progress, now: str, reason: str | None = None,
         for index in range(size):
             if not settled.done(index) and index not in p.active:
                 fail_child(settled, index, failed_children_reason, now)
+        p = dataclasses.replace(p, runnable=[], pending=0, runnable_count=0)  # they are failed now
     failed = len(settled.failed)
     if reason is None:
         reason = (f"All {size} children succeeded" if not failed else

@@ -1,6 +1,6 @@
 """Memory the operator's store holds per waiting BatchJob, without a cluster.
 
-    .venv/bin/python bench/store_memory.py [N]
+    .venv/bin/python -m barge.bench.store_memory [N]
 
 Builds N BatchJob bodies as the apiserver sends them for P4's jobs (RUNNABLE behind a full compute
 environment), remembers them in a Store and prints the bytes allocated per job (tracemalloc).
@@ -12,6 +12,7 @@ import gc
 import json
 import sys
 import tracemalloc
+from typing import Any
 
 from barge.controller.store import Store
 
@@ -20,7 +21,7 @@ TEMPLATE = {"metadata": {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay
 QUEUE = "bench-p4-5910556"
 
 
-def body(i: int) -> dict:
+def body(i: int) -> dict[str, Any]:
     uid = f"{i:08d}-aaaa-bbbb-cccc-dddddddddddd"
     reason = f"Waiting in job queue '{QUEUE}': compute environment '{QUEUE}' has 0 of 1 vCPU free; the job needs 1 vCPU"
     return json.loads(json.dumps({
