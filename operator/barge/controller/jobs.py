@@ -76,6 +76,8 @@ class Jobs:
             self.router.reconcile_later(record.key, LOOK_AGAIN_SECONDS)
         elif admission.held:
             self.store.assume_admission(record.key, admission.patch)
+            if self.store.adopt_placement(record):  # placed before a restart, admission never written
+                metrics.PLACEMENTS_RECOVERED.inc()
             self.router.kick()
         else:
             await self.status.write(record, admission.patch)

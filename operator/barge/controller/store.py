@@ -243,20 +243,24 @@ class Store:
     def first_placed_at(self) -> float | None:
         return min((at for at, _ in self._placements.values()), default=None)
 
+    def adopt_placement(self, record: JobRecord) -> bool:
+        """A RUNNABLE one-pod job (its admission written, or held) whose Kubernetes Job exists was
+        placed by an operator that stopped before writing it: the placement is taken from the Job
+        (its annotation), to be written as any other. Whether one was adopted."""
+        record = self.effective(record)
+        if record.state != RUNNABLE or record.key in self._placements or rules.array_size(record):
+            return False
+        kube_job = next((j for j in self.kube_jobs(record.uid) if j.attempt == record.attempt and j.environment),
+                        None)
+        if kube_job is None:
+            return False
+        self.assume_placement(record.key, 0.0, rules.placement_patch(kube_job.environment, kube_job.name))
+        return True
+
     def adopt_placements(self) -> int:
-        """A RUNNABLE one-pod job whose Kubernetes Job exists was placed by an operator that stopped
-        before writing it: the placement is taken from the Job (its annotation), to be written as
-        any other. Run once the startup list is complete; returns how many were adopted."""
-        adopted = 0
-        for record in list(self._jobs.values()):
-            if record.state != RUNNABLE or record.key in self._placements or rules.array_size(record):
-                continue
-            kube_job = next((j for j in self.kube_jobs(record.uid) if j.attempt == record.attempt and j.environment),
-                            None)
-            if kube_job is not None:
-                self.assume_placement(record.key, 0.0, rules.placement_patch(kube_job.environment, kube_job.name))
-                adopted += 1
-        return adopted
+        """adopt_placement for every job, once the startup list is complete (jobs whose admission was
+        not written are adopted when they are admitted again). How many were adopted."""
+        return sum(self.adopt_placement(record) for record in list(self._jobs.values()))
 
     def waits_as_written(self, record: JobRecord) -> bool:
         """A RUNNABLE job with nothing assumed: most of a deep queue. Cheap to tell, so a pass over
