@@ -12,12 +12,13 @@ from barge.core import job as rules
 from barge.core.jobstatus import JobStatusPatch
 
 
-def batchjob(name: str = "j", state: str | None = None, attempt: int = 1, **spec: Any) -> dict[str, Any]:
+def batchjob(name: str = "j", state: str | None = None, attempt: int = 1,
+             spec: dict[str, Any] | None = None) -> dict[str, Any]:
     status: dict[str, Any] = {"currentAttempt": attempt}
     if state is not None:
         status["state"] = state
     return {"metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}", "resourceVersion": "5"},
-            "spec": {"jobQueue": "q", "jobDefinition": "d", **spec}, "status": status}
+            "spec": {"jobQueue": "q", "jobDefinition": "d", **(spec or {})}, "status": status}
 
 
 def kube_job(job: str, attempt: int, environment: str = "ce-1") -> dict[str, Any]:
@@ -78,7 +79,7 @@ def test_a_placement_is_adopted_from_the_job_of_the_current_attempt(
         state: str, attempt: int, job_attempts: list[int], array: bool, adopted: bool) -> None:
     store = Store()
     spec = {"arrayProperties": {"size": 3}} if array else {}
-    record = store.remember(batchjob(state=state, attempt=attempt, **spec))
+    record = store.remember(batchjob(state=state, attempt=attempt, spec=spec))
     for n in job_attempts:
         store.remember_kube_job(kube_job("j", n))
     assert store.adopt_placements() == int(adopted)
