@@ -174,14 +174,25 @@ def test_next_steps_properties(state: str | None, array: bool, cancel: bool, ter
 QUEUES = [Queue("q"), Queue("other")]
 
 
-def test_missing_queue_while_young_is_looked_at_again() -> None:
+def test_missing_queue_while_young_is_looked_at_again_and_says_submitted() -> None:
     admission = rules.admit(replace(make(), created=YOUNG), None, ["other"], DEFINITION, NOW)
-    assert admission == rules.Admission(None, held=False)
+    assert admission.look_again and not admission.held and admission.patch is not None
+    assert admission.patch["state"] == SUBMITTED and admission.patch["jobId"] == "uid-1"
+    assert admission.patch["statusReason"] == "Job queue 'q' does not exist (job queues: other); looking again"
 
 
 def test_missing_definition_while_young_is_looked_at_again() -> None:
     admission = rules.admit(replace(make(), created=YOUNG), Queue("q"), ["q"], None, NOW)
-    assert admission.patch is None
+    assert admission.look_again and admission.patch is not None
+    assert admission.patch["statusReason"].startswith("Job definition 'def' does not exist")
+
+
+def test_submitted_is_written_once_while_looking_again() -> None:
+    first = rules.admit(replace(make(), created=YOUNG), None, ["other"], DEFINITION, NOW)
+    assert first.patch is not None
+    written = replace(make(), created=YOUNG, status={**first.patch})
+    again = rules.admit(written, None, ["other"], DEFINITION, NOW + 1)
+    assert again == rules.Admission(None, look_again=True)
 
 
 @pytest.mark.parametrize(("created", "queue", "queue_names", "definition", "reason"), [
@@ -270,7 +281,8 @@ def test_admission_keeps_an_existing_creation_time() -> None:
     pytest.param(Verdict(False, failure=DEPENDENT_FAILED), None,
                  {"state": FAILED, "statusReason": DEPENDENT_FAILED, "stoppedAt": NOW_ISO}, id="failed"),
     pytest.param(Verdict(True), "Waiting for BatchJob 'a' (RUNNING, waiting for Succeeded)",
-                 {"state": RUNNABLE, "queuedAt": NOW, "statusReason": "Dependencies met; waiting in job queue 'q'"},
+                 # no queuedAt: a released job keeps its place in the queue by submission time
+                 {"state": RUNNABLE, "statusReason": "Dependencies met; waiting in job queue 'q'"},
                  id="released"),
     pytest.param(Verdict(False, waiting_on="BatchJob 'a' (RUNNING, waiting for Succeeded)"), "Checking dependencies",
                  {"statusReason": "Waiting for BatchJob 'a' (RUNNING, waiting for Succeeded)"},

@@ -31,15 +31,16 @@ def kube_job(job: str, attempt: int, environment: str = "ce-1") -> dict[str, Any
 ADMISSION: JobStatusPatch = {"state": "RUNNABLE", "jobId": "uid-j", "queuedAt": 100.0, "statusReason": "Waiting"}
 
 
-def test_an_assumed_admission_is_seen_by_readers_until_taken() -> None:
+@pytest.mark.parametrize("written", [None, "SUBMITTED"])
+def test_an_assumed_admission_is_seen_by_readers_until_taken(written: str | None) -> None:
     store = Store()
-    record = store.remember(batchjob())
+    record = store.remember(batchjob(state=written))
     store.assume_admission(record.key, ADMISSION.copy())
     assert store.admission_held(record.key) and store.held_admissions() == [record.key]
     assert store.effective(record).state == "RUNNABLE" and store.effective(record).status["queuedAt"] == 100.0
-    assert record.state is None  # the record itself is not changed
+    assert record.state == written  # the record itself is not changed
     assert store.take_admission(record.key) == ADMISSION
-    assert store.effective(record).state is None and not store.admission_held(record.key)
+    assert store.effective(record).state == written and not store.admission_held(record.key)
 
 
 def test_a_placement_carries_the_held_admission_and_is_restored_after_a_failed_write() -> None:

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,6 @@ import yaml
 from barge import __version__
 from barge.config import Settings
 from barge.core.states import GROUP, TERMINAL, VERSION
-from barge.core.times import parse_time
 from barge.dev import cluster, versions
 
 DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
@@ -494,6 +494,31 @@ class Bench:
 
     # --- P5 ------------------------------------------------------------------------------
 
+    def _watch_states(self, namespace: str, timeout: float,
+                      done: Callable[[dict[str, tuple[str, float]]], bool]) -> dict[str, dict[str, float]]:
+        """When each BatchJob of the namespace was first seen in each state, by one watch (the same
+        client clock for every job), until done(latest states) or the timeout."""
+        seen: dict[str, dict[str, float]] = {}
+        latest: dict[str, tuple[str, float]] = {}
+        deadline = time.monotonic() + timeout
+        watch = kubernetes.watch.Watch()
+        for event in watch.stream(self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, "batchjobs",
+                                  timeout_seconds=int(timeout)):
+            body = event["object"]
+            state = (body.get("status") or {}).get("state")
+            if state:
+                at = time.monotonic()
+                first = seen.setdefault(body["metadata"]["name"], {})
+                first.setdefault(state, at)
+                if state not in ("PENDING", "SUBMITTED"):
+                    first.setdefault("RUNNABLE", at)  # released, even if first seen in a later state
+                latest[body["metadata"]["name"]] = (state, at)
+            if done(latest) or time.monotonic() > deadline:
+                watch.stop()
+        if not done(latest):
+            raise RuntimeError(f"P5 jobs did not finish within {timeout:.0f} s")
+        return seen
+
     def p5_dependencies(self) -> None:
         pairs = self.sizes.p5_pairs
         say(f"P5: {pairs} pairs first -> second, time from SUCCEEDED to the dependent's RUNNABLE")
@@ -503,14 +528,9 @@ class Bench:
         for i in range(pairs):
             self.submit(ns, [f"second-{i}"], "step", ns, dependsOn=[{"jobName": f"first-{i}"}])
         self.submit(ns, [f"first-{i}" for i in range(pairs)], "step", ns)
-        self.wait(lambda: self.count_states(ns).get("SUCCEEDED", 0) >= 2 * pairs, 600, "P5 jobs", interval=2)
-        jobs = {j["metadata"]["name"]: j["status"] for j in self.batchjobs(ns)}
-        delays = []
-        for i in range(pairs):
-            conditions = jobs[f"first-{i}"]["conditions"]
-            finished = next(c["lastTransitionTime"] for c in conditions if c["type"] == "Finished")
-            released = float(jobs[f"second-{i}"]["queuedAt"])
-            delays.append(released - (parse_time(finished) or 0))
+        seen = self._watch_states(
+            ns, 600, lambda latest: sum(state == "SUCCEEDED" for state, _ in latest.values()) >= 2 * pairs)
+        delays = [seen[f"second-{i}"]["RUNNABLE"] - seen[f"first-{i}"]["SUCCEEDED"] for i in range(pairs)]
         delays.sort()
         self.results |= {"p5_release_p50_s": round(statistics.median(delays), 3),
                          "p5_release_p95_s": round(delays[int(0.95 * (len(delays) - 1))], 3)}

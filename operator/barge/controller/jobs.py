@@ -3,6 +3,7 @@ the result. Runs under the job's lock; arrays are handed to arrays.py."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -72,15 +73,18 @@ class Jobs:
         definition = self.store.definition(record.namespace, str(record.spec.get("jobDefinition")))
         admission = rules.admit(record, self.store.queue(record.queue), [q.name for q in self.store.queues()],
                                 definition, self.clock())
-        if admission.patch is None:
+        patch = admission.patch
+        if admission.look_again:
+            if patch is not None:
+                await self.status.write(record, patch)  # SUBMITTED, and what is missing
             self.router.reconcile_later(record.key, LOOK_AGAIN_SECONDS)
-        elif admission.held:
-            self.store.assume_admission(record.key, admission.patch)
+        elif patch is not None and admission.held:
+            self.store.assume_admission(record.key, patch)
             if self.store.adopt_placement(record):  # placed before a restart, admission never written
                 metrics.PLACEMENTS_RECOVERED.inc()
             self.router.kick()
-        else:
-            await self.status.write(record, admission.patch)
+        elif patch is not None:
+            await self.status.write(record, patch)
             self.router.kick()
 
     async def _wait_for_dependencies(self, record: JobRecord) -> None:
@@ -144,8 +148,7 @@ class Jobs:
         except Exception as exc:
             if getattr(exc, "status", None) in REFUSALS:
                 log.warning("creating the Kubernetes Job of %s failed: %s", record.key, exc)
-                reason = f"Kubernetes refused the Job: {getattr(exc, 'reason', '')} {getattr(exc, 'body', exc)}"
-                await self.status.write(record, rules.fail(reason[:1024], self.clock()))
+                await self.status.write(record, rules.fail(refusal(exc), self.clock()))
                 return
             # A timeout or a busy apiserver says nothing about the job: try again shortly.
             log.warning("creating the Kubernetes Job of %s failed, retrying: %s", record.key, exc)
@@ -159,3 +162,14 @@ class Jobs:
             self._created.discard(f"{record.namespace}/{manifests.kubernetes_job_name(record.name, attempt)}")
         for key in self.dependencies.dependents(record):
             self.router.request_reconcile(key)
+
+
+def refusal(exc: Exception) -> str:
+    """The API server's own message for a refused Job, on one line (its answer is a JSON Status)."""
+    body = getattr(exc, "body", None)
+    try:
+        message = str(json.loads(body).get("message") or "") if body else ""
+    except (ValueError, AttributeError):
+        message = ""
+    message = " ".join((message or getattr(exc, "reason", "") or str(exc)).split())
+    return f"Kubernetes refused the Job: {message}"[:1024]

@@ -23,7 +23,7 @@ from barge.core import job as rules
 from barge.core import manifests
 from barge.core.resources import Resources
 from barge.core.scheduler import Runnable, Snapshot, Waiting, schedule
-from barge.core.states import PENDING, RUNNABLE, STARTING
+from barge.core.states import PENDING, PLACEABLE, RUNNABLE, STARTING, UNADMITTED
 
 log = logging.getLogger("barge.scheduling")
 IDLE_PASS_SECONDS = 2.0
@@ -172,7 +172,7 @@ class Scheduler:
         async with self.locks(key):
             current = self.store.job(key)
             admission = self.store.take_admission(key)
-            if admission is None or current is None or current.state is not None:
+            if admission is None or current is None or current.state not in UNADMITTED:
                 return
             await self.status.write(current, {**admission, **rules.waiting_patch(wait)})
 
@@ -204,7 +204,7 @@ class Scheduler:
             current = self.store.job(key)
             if current is None or not self.store.placement_assumed(key):
                 return
-            if current.state not in (None, RUNNABLE):  # written by another path already
+            if current.state not in PLACEABLE:  # written by another path already
                 self.store.take_placement(key)
                 return
             await self.status.write(self.store.effective(current), {})

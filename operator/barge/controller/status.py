@@ -13,7 +13,17 @@ from barge.controller.records import JobKey, JobRecord
 from barge.controller.store import Store
 from barge.core import job as rules
 from barge.core.jobstatus import JobStatusPatch
-from barge.core.states import ENABLED, FAILED, RUNNABLE, RUNNING, STARTING, STATE_REASONS, SUCCEEDED, TERMINAL, VALID
+from barge.core.states import (
+    ENABLED,
+    FAILED,
+    PLACEABLE,
+    RUNNING,
+    STARTING,
+    STATE_REASONS,
+    SUCCEEDED,
+    TERMINAL,
+    VALID,
+)
 from barge.core.times import parse_time
 from barge.kube import Kube
 
@@ -64,7 +74,7 @@ class StatusWriter:
         """Metrics and an Event for a state change (also for one decided but not yet written)."""
         self._count_transition(record, new_state)
         message = patch.get("statusReason", "")
-        if record.state in (None, RUNNABLE) and new_state == STARTING and "queuedAt" in patch:
+        if record.state in PLACEABLE and new_state == STARTING and "queuedAt" in patch:
             message = f"Admitted to job queue '{record.queue}' (RUNNABLE) and {message[0].lower()}{message[1:]}"
         if self.settings.events:
             kind = "Warning" if new_state == FAILED else "Normal"

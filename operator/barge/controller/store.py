@@ -24,7 +24,7 @@ from barge.controller.records import EnvironmentRecord, JobKey, JobRecord, Queue
 from barge.core import job as rules
 from barge.core.jobstatus import JobStatusPatch
 from barge.core.lifecycle import KubeJobObservation, PodObservation, observe_kube_job, observe_pod
-from barge.core.states import JOB_ID_LABEL, RUNNABLE, TERMINAL
+from barge.core.states import JOB_ID_LABEL, PLACEABLE, RUNNABLE, TERMINAL, UNADMITTED
 
 Index = Mapping[Any, Any]
 Placed = tuple[float, JobStatusPatch]  # when it was placed (the injected clock), and the patch to write
@@ -270,9 +270,9 @@ class Store:
     def effective(self, record: JobRecord) -> JobRecord:
         """The job as decided: with its admission and placement even when they are not written yet."""
         state = record.state
-        if state is not None and state != RUNNABLE:
+        if state not in PLACEABLE:
             return record
-        admission = self._admissions.get(record.key) if state is None else None
+        admission = self._admissions.get(record.key) if state in UNADMITTED else None
         placed = self._placements.get(record.key)
         if admission is None and placed is None:
             return record

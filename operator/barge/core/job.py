@@ -31,6 +31,7 @@ from barge.core.states import (
     TERMINAL,
     TERMINATED_BY_USER,
     TIMEOUT_REASON,
+    UNADMITTED,
 )
 from barge.core.times import iso, parse_time
 
@@ -96,7 +97,7 @@ def stopping(job: JobView) -> bool:
 
 
 def admitted(job: JobView) -> bool:
-    return job.state not in (None, SUBMITTED)
+    return job.state not in UNADMITTED
 
 
 def next_steps(job: JobView, admission_held: bool) -> tuple[str, ...]:
@@ -128,10 +129,12 @@ def next_steps(job: JobView, admission_held: bool) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Admission:
-    """`patch` None: look again shortly. `held`: a RUNNABLE admission that the next scheduling pass
-    writes together with the reason the job waits (or its placement)."""
+    """`held`: a RUNNABLE admission that the next scheduling pass writes together with the reason the
+    job waits (or its placement). `look_again`: a reference is missing from a young job's view; `patch`
+    then says SUBMITTED and why (None when that is written already)."""
     patch: JobStatusPatch | None
     held: bool = False
+    look_again: bool = False
 
 
 def admission_problem(job: JobView, queue: QueueView | None, queue_names: Iterable[str],
@@ -152,7 +155,10 @@ def admit(job: JobView, queue: QueueView | None, queue_names: Iterable[str], def
                             "jobQueue": job.queue, "attemptCount": 0, "currentAttempt": 1}
     problem = admission_problem(job, queue, queue_names, definition)
     if problem and "does not exist" in problem and _young(job, now):
-        return Admission(None)
+        reason = f"{problem}; looking again"
+        if job.state == SUBMITTED and job.status.get("statusReason") == reason:
+            return Admission(None, look_again=True)
+        return Admission({**base, "state": SUBMITTED, "statusReason": reason}, look_again=True)
     if problem:
         return Admission({**base, **fail(problem, now)})
     assert definition is not None
@@ -187,12 +193,12 @@ def _young(job: JobView, now: float) -> bool:
 # --- dependencies ----------------------------------------------------------------------------
 
 def dependencies_patch(job: JobView, verdict: Verdict, now: float) -> JobStatusPatch | None:
-    """A PENDING one-pod job: released to its queue (queued from now on), failed, or told what it waits for."""
+    """A PENDING one-pod job: released to its queue, where it keeps its place by submission time
+    (queuedAt, set at admission), failed, or told what it waits for."""
     if verdict.failure:
         return fail(verdict.failure, now)
     if verdict.ready:
-        return {"state": RUNNABLE, "queuedAt": now,
-                "statusReason": f"Dependencies met; waiting in job queue '{job.queue}'"}
+        return {"state": RUNNABLE, "statusReason": f"Dependencies met; waiting in job queue '{job.queue}'"}
     reason = f"Waiting for {verdict.waiting_on}"
     return None if job.status.get("statusReason") == reason else {"statusReason": reason}
 

@@ -18,6 +18,8 @@ FAILED = "FAILED"
 JOB_STATES = (SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED)
 TERMINAL = frozenset({SUCCEEDED, FAILED})
 ACTIVE = frozenset({STARTING, RUNNING})  # an attempt exists and holds quota
+UNADMITTED: frozenset[str | None] = frozenset({None, SUBMITTED})  # None: no status written yet
+PLACEABLE: frozenset[str | None] = UNADMITTED | {RUNNABLE}  # a placement may be assumed but not written
 # The Finished condition's reason and the Event reason of each state (CamelCase, as Kubernetes has them).
 STATE_REASONS = {state: state.capitalize() for state in JOB_STATES}
 
