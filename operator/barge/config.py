@@ -18,6 +18,7 @@ class Settings:
     reason_refresh_seconds: float = 30.0
     reason_updates_per_cycle: int = 200
     placement_report_seconds: float = 1.0
+    startup_failure_seconds: float = 60.0  # a container that cannot start ends its attempt after this
     events: bool = True
     standalone: bool = True
     log_level: str = "INFO"
@@ -56,6 +57,11 @@ def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
                         help="longest a placed job waits for its pod before STARTING is written; the "
                         "Kubernetes Job is created first, and most jobs go to RUNNING in one write "
                         "(env BARGE_PLACEMENT_REPORT_SECONDS)")
+    parser.add_argument("--startup-failure-seconds", type=float,
+                        default=float(_env("STARTUP_FAILURE_SECONDS", str(d.startup_failure_seconds))),
+                        help="how long a container may wait with a reason that means it cannot start "
+                        "(ErrImagePull, ImagePullBackOff, CreateContainerConfigError, ...) before its attempt "
+                        "ends, as AWS ends it (env BARGE_STARTUP_FAILURE_SECONDS)")
     parser.add_argument("--no-events", action="store_true", default=_env("EVENTS", "true") == "false",
                         help="do not post Kubernetes Events (env BARGE_EVENTS=false)")
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level),
@@ -82,6 +88,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         finished_job_retention_seconds=args.finished_job_retention,
         kubernetes_job_ttl_seconds=args.kubernetes_job_ttl,
         placement_report_seconds=args.placement_report_seconds,
+        startup_failure_seconds=args.startup_failure_seconds,
         events=not args.no_events,
         log_level=args.log_level,
         leader_election=args.leader_election,

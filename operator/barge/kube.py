@@ -26,8 +26,8 @@ MERGE_PATCH = "application/merge-patch+json"
 EVENT_DELAY_SECONDS = 5.0
 EVENT_BACKLOG = 10_000
 PLURALS = {"BatchJob": "batchjobs", "ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues"}
-SMALL_KINDS = ("jobdefinitions", "computeenvironments", "jobqueues")
-CLUSTER_KINDS = ("computeenvironments", "jobqueues")
+SMALL_KINDS = ("jobdefinitions", "computeenvironments", "jobqueues", "namespaces")  # indexed by kopf
+CLUSTER_KINDS = ("computeenvironments", "jobqueues", "namespaces")
 WATCH_SECONDS = 300  # the server ends each watch after this long; it is resumed from its last version
 
 
@@ -133,6 +133,8 @@ class Kube:
     def _lister(self, what: str, namespace: str | None, watch: bool = False) -> tuple[Any, tuple[Any, ...], str]:
         """The client call that lists (or watches) one kind, its positional arguments, and its selector."""
         custom, core, batch = self._watch_clients if watch else (self.custom, self.core, self.batch)
+        if what == "namespaces":
+            return core.list_namespace, (), ""
         if what in SMALL_KINDS or what == "batchjobs":
             if namespace is None or what in CLUSTER_KINDS:
                 return custom.list_cluster_custom_object, (GROUP, VERSION, what), ""

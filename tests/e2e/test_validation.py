@@ -77,3 +77,81 @@ def test_n_to_n_needs_an_array(crds: Cluster, namespace: str) -> None:
     message = rejected(crds, batch_job("bad", "def", "queue", dependsOn=[{"jobName": "a", "type": "N_TO_N"}]),
                        namespace)
     assert "N_TO_N needs spec.arrayProperties" in message
+
+
+def main_container(definition: dict[str, Any]) -> dict[str, Any]:
+    return definition["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(("obj", "field", "words"), [
+    (compute_environment("bad-ce", 4, nodeSelector={"barge.dev/pool": "cpu", "bad key": "x"}),
+     "spec.computeResources.nodeSelector", "key 'bad key' is not a label key"),
+    (compute_environment("bad-ce", 4, nodeSelector={"a" * 254 + "/pool": "x"}),
+     "spec.computeResources.nodeSelector", "is not a label key"),
+    (compute_environment("bad-ce", 4, nodeSelector={"barge.dev/pool": "cpu pool"}),
+     "spec.computeResources.nodeSelector.barge.dev/pool", "cpu pool"),
+    (compute_environment("bad-ce", 4, tolerations=[{"key": "a b", "operator": "Exists"}]),
+     "spec.computeResources.tolerations[0].key", "a b"),
+    (compute_environment("bad-ce", 4, tolerations=[{"key": "k", "operator": "Exists", "value": "v"}]),
+     "spec.computeResources.tolerations[0].value", "value must be empty when operator is Exists"),
+    (compute_environment("bad-ce", 4, tolerations=[{"value": "v"}]),
+     "spec.computeResources.tolerations[0].operator", "operator must be Exists when key is empty"),
+    (compute_environment("bad-ce", 4, tolerations=[{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]),
+     "spec.computeResources.tolerations[0].tolerationSeconds", "tolerationSeconds needs effect NoExecute"),
+])
+def test_bad_node_pool_is_rejected_naming_the_field(crds: Cluster, obj: dict[str, Any], field: str,
+                                                    words: str) -> None:
+    message = rejected(crds, obj, None)
+    assert f"{field}:" in message and words in message
+
+
+MAIN = "spec.template.spec.containers[0]"
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda c: c.update(resources={"requests": {"cpu": "abc"}}), f"{MAIN}.resources.requests.cpu"),
+    (lambda c: c.update(resources={"requests": {"cpu": "-1"}}), f"{MAIN}.resources.requests.cpu"),
+    (lambda c: c.update(resources={"limits": {"memory": -1}}), f"{MAIN}.resources.limits.memory"),
+    (lambda c: c.pop("image"), f"{MAIN}.image"),
+    (lambda c: c.update(image=""), f"{MAIN}.image"),
+    (lambda c: c.update(env=[{"name": "A=B", "value": "x"}]), f"{MAIN}.env[0].name"),
+])
+def test_bad_container_is_rejected_naming_the_field(crds: Cluster, namespace: str, mutate: Any, field: str) -> None:
+    definition = job_definition("bad")
+    mutate(main_container(definition))
+    assert f"{field}:" in rejected(crds, definition, namespace)
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"overrides": {"env": [{"name": "A=B", "value": "x"}]}}, "spec.overrides.env[0].name"),
+    ({"overrides": {"resources": {"requests": {"cpu": "abc"}}}}, "spec.overrides.resources.requests.cpu"),
+    ({"overrides": {"resources": {"limits": {"cpu": "-1"}}}}, "spec.overrides.resources.limits.cpu"),
+    ({"tags": {"k" * 129: "v"}}, "spec.tags"),
+    ({"tags": {"team": "v" * 257}}, "spec.tags.team"),
+])
+def test_bad_overrides_or_tags_are_rejected_naming_the_field(crds: Cluster, namespace: str, spec: dict[str, Any],
+                                                             field: str) -> None:
+    assert f"{field}:" in rejected(crds, batch_job("bad", "def", "queue", **spec), namespace)
+
+
+def test_good_pools_containers_and_overrides_still_apply(crds: Cluster, namespace: str) -> None:
+    name = f"{namespace}-good"
+    tolerations = [{"operator": "Exists"}, {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                   {"key": "k", "value": "v", "effect": "NoExecute", "tolerationSeconds": 30}]
+    environment = compute_environment(name, 4, nodeSelector={"barge.dev/pool": "cpu", "example.com/zone": ""},
+                                      tolerations=tolerations)
+    definition = job_definition("good", resources={"requests": {"cpu": 0.5, "memory": "1.5Gi"},
+                                                   "limits": {"cpu": "500m", "memory": 2**31}})
+    main_container(definition)["env"] = [{"name": "my var.1-x", "value": "x"}]
+    main_container(definition)["workingDir"] = "/tmp"
+    definition["spec"]["tags"] = {"k" * 128: "v" * 256}
+    job = batch_job("good", "good", "queue", tags={"team": "render"},
+                    overrides={"env": [{"name": "FRAME", "value": "7"}], "resources": {"requests": {"cpu": "250m"}}})
+    try:
+        crds.apply([environment])
+        crds.apply([definition, job], namespace)
+        stored = crds.custom.get_namespaced_custom_object("barge.dev", "v1alpha1", namespace, "jobdefinitions", "good")
+        assert main_container(stored)["resources"]["requests"]["cpu"] == 0.5
+        assert main_container(stored)["workingDir"] == "/tmp"  # fields beyond the checked ones pass through
+    finally:
+        crds.delete_cluster_object("computeenvironments", name)

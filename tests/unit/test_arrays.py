@@ -109,3 +109,60 @@ def test_large_array_lists_only_the_lowest_runnable_children_but_counts_all() ->
 def test_a_waiting_parent_keeps_every_open_child_pending() -> None:
     p = progress(10, {"succeededIndices": "0-1"}, [], gate=arrays.ALL_WAIT)
     assert p.runnable == [] and p.runnable_count == 0 and p.pending == 8
+
+
+# --- children whose container cannot start ---------------------------------------------------
+
+GRACE = 60.0
+
+
+def stuck(index: int, since: float, attempt: int = 1, reason: str = "ErrImagePull") -> PodObservation:
+    return PodObservation(name=f"a-{index}-{attempt}", attempt=attempt, phase="Pending", index=index,
+                          waiting_reason=reason, waiting_message="pull failed", waiting_since=str(since))
+
+
+def test_a_child_that_cannot_start_past_the_grace_period_is_retried_and_its_pod_stopped() -> None:
+    p = progress(3, {}, [stuck(1, since=900.0), pod(2, "Running", running_since="990")],
+                 startup_grace_seconds=GRACE)
+    assert [pod.name for pod in p.not_started] == ["a-1-1"] and list(p.active) == [2] and p.changed
+    assert p.settled.next_attempt(1) == 2 and 1 in p.runnable, "no rule: retried while attempts remain"
+    assert p.settled.attempts[1] == [{"stoppedAt": NOW, "statusReason": "CannotPullContainerError: pull failed",
+                                      "reason": "ErrImagePull", "podName": "a-1-1"}]
+    assert arrays.summary(3, p)["STARTING"] == 0, "its capacity is no longer counted"
+
+
+def test_a_child_within_the_grace_period_keeps_starting() -> None:
+    p = progress(2, {}, [stuck(0, since=990.0)], startup_grace_seconds=GRACE)
+    assert list(p.active) == [0] and not p.not_started and not p.changed
+    assert arrays.summary(2, p)["STARTING"] == 1
+
+
+def test_an_exit_rule_on_the_reason_fails_the_child_at_once() -> None:
+    strategy = {"attempts": 3, "evaluateOnExit": [{"onReason": "CreateContainerConfigError", "action": "EXIT"}]}
+    p = progress(2, {}, [stuck(0, since=0.0, reason="CreateContainerConfigError")], retry_strategy=strategy,
+                 startup_grace_seconds=GRACE)
+    assert p.settled.failed == {0} and p.runnable == [1]
+    assert p.settled.attempts[0][0]["statusReason"].startswith("ResourceInitializationError: ")
+
+
+def test_the_last_attempt_that_cannot_start_fails_the_child_and_a_restart_converges() -> None:
+    first = progress(2, {}, [stuck(0, since=0.0)], startup_grace_seconds=GRACE)
+    recorded = arrays.array_status(2, first)
+    pods = [stuck(0, since=0.0), stuck(0, since=0.0, attempt=2)]  # attempt 1's pod not deleted yet
+    second = progress(2, recorded, pods, startup_grace_seconds=GRACE)
+    assert second.settled.failed == {0} and [p.name for p in second.not_started] == ["a-0-2"]
+    assert [a["podName"] for a in second.settled.attempts[0]] == ["a-0-1", "a-0-2"]
+
+
+def test_without_a_grace_period_a_waiting_child_waits() -> None:
+    p = progress(1, {}, [stuck(0, since=0.0)])
+    assert list(p.active) == [0] and not p.not_started
+
+
+def test_a_child_whose_init_container_failed_records_resource_initialization() -> None:
+    failed = PodObservation(name="a-0-1", attempt=1, phase="Failed", index=0, reason="Init:Error",
+                            message="init container 'setup' exited with code 1")
+    p = progress(1, {}, [failed], retry_strategy={"attempts": 1})
+    assert p.settled.failed == {0}
+    assert p.settled.attempts[0][0]["statusReason"] == (
+        "ResourceInitializationError: init container 'setup' exited with code 1")

@@ -77,6 +77,7 @@ class Job:
 class Queue:
     name: str
     enabled: bool = True
+    namespace_selector: dict[str, Any] | None = None
 
 
 def make(state: str | None = None, *, spec: dict[str, Any] | None = None, **status: Any) -> Job:
@@ -274,6 +275,33 @@ def test_admission_keeps_an_existing_creation_time() -> None:
     assert ok is not None and failed is not None
     assert ok["createdAt"] == failed["createdAt"] == "2027-01-01T00:00:00.000000Z"
 
+
+
+TEAM_A = {"matchLabels": {"team": "a"}}
+
+
+def test_a_young_job_from_a_namespace_not_indexed_yet_is_looked_at_again() -> None:
+    admission = rules.admit(replace(make(), created=YOUNG), Queue("q", namespace_selector=TEAM_A), ["q"],
+                            DEFINITION, NOW, None)
+    assert admission.look_again and admission.patch is not None and admission.patch["state"] == SUBMITTED
+
+
+@pytest.mark.parametrize(("selector", "labels", "reason"), [
+    (None, None, None),
+    (TEAM_A, {"team": "a"}, None),
+    ({}, {}, None),
+    (TEAM_A, {"team": "b"},
+     "Job queue 'q' does not accept jobs from namespace 'team' (its namespaceSelector selects team=a)"),
+    (TEAM_A, None, "Job queue 'q' does not accept jobs from namespace 'team' (its namespaceSelector selects team=a)"),
+])
+def test_a_queue_accepts_only_the_namespaces_its_selector_selects(
+        selector: dict[str, Any] | None, labels: dict[str, str] | None, reason: str | None) -> None:
+    admission = rules.admit(make(), Queue("q", namespace_selector=selector), ["q"], DEFINITION, NOW, labels)
+    assert admission.patch is not None
+    if reason is None:
+        assert admission.patch["state"] == RUNNABLE
+    else:
+        assert (admission.patch["state"], admission.patch["statusReason"]) == (FAILED, reason)
 
 # --- dependencies_patch -------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from barge.core import lifecycle
@@ -106,3 +108,151 @@ def test_observe_pod_reports_why_it_cannot_be_scheduled() -> None:
                 {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                  "message": "0/6 nodes are available: 6 node(s) didn't match Pod's node affinity/selector."}]}}
     assert "didn't match" in (lifecycle.observe_pod(body).unschedulable or "")
+
+
+# --- containers that cannot start ------------------------------------------------------------
+
+GRACE = 60.0
+CREATED = "2026-11-21T09:58:00Z"  # two minutes before NOW
+ACCEPTED = "2026-11-21T09:59:30Z"  # thirty seconds before NOW: within the grace period
+
+
+def pod_body(main_state: dict[str, Any], init_statuses: list[dict[str, Any]] | None = None,
+             phase: str = "Pending", start_time: str | None = None, **metadata: Any) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase, "containerStatuses": [{"name": "main", "state": main_state}]}
+    if init_statuses is not None:
+        status["initContainerStatuses"] = init_statuses
+    if start_time:
+        status["startTime"] = start_time
+    return {"metadata": {"name": "job-a-1-xyz", "creationTimestamp": CREATED, "labels": {"barge.dev/attempt": "1"},
+                         **metadata},
+            "spec": {"nodeName": "n1", "containers": [{"name": "main"}]}, "status": status}
+
+
+def waiting(reason: str, message: str = "") -> dict[str, Any]:
+    return {"waiting": {"reason": reason, **({"message": message} if message else {})}}
+
+
+@pytest.mark.parametrize(("reason", "words"), [
+    ("ErrImagePull", "CannotPullContainerError"),
+    ("ImagePullBackOff", "CannotPullContainerError"),
+    ("InvalidImageName", "CannotPullContainerError"),
+    ("ErrImageNeverPull", "CannotPullContainerError"),
+    ("CreateContainerError", "CannotCreateContainerError"),
+    ("RunContainerError", "CannotCreateContainerError"),
+    ("CreateContainerConfigError", "ResourceInitializationError"),
+])
+def test_a_container_that_cannot_start_ends_its_attempt_in_aws_words(reason: str, words: str) -> None:
+    seen = lifecycle.observe_pod(pod_body(waiting(reason, "it went wrong")))
+    assert (seen.waiting_reason, seen.waiting_message, seen.waiting_since) == (reason, "it went wrong", CREATED)
+    out = lifecycle.advance("STARTING", 1, ONCE, seen, None, NOW, startup_grace_seconds=GRACE)
+    assert out is not None and out.state == "FAILED" and out.stop_pod and not out.retry
+    assert out.status_reason == f"{words}: it went wrong"
+    assert out.attempt == {"stoppedAt": NOW, "statusReason": f"{words}: it went wrong", "reason": reason,
+                           "podName": "job-a-1-xyz", "nodeName": "n1"}
+
+
+@pytest.mark.parametrize("state", [
+    pytest.param({"waiting": {"reason": "ContainerCreating"}}, id="creating"),
+    pytest.param({"waiting": {"reason": "PodInitializing"}}, id="initializing"),
+    pytest.param({"running": {"startedAt": "t1"}}, id="running"),
+    pytest.param({}, id="no-state-yet"),
+])
+def test_a_container_on_its_way_is_not_a_startup_failure(state: dict[str, Any]) -> None:
+    seen = lifecycle.observe_pod(pod_body(state))
+    assert (seen.waiting_reason, seen.waiting_message, seen.waiting_since) == (None, None, None)
+    assert not lifecycle.startup_failure_due(seen, 10**10, GRACE)
+
+
+def test_an_init_container_that_cannot_start_counts_as_the_pods() -> None:
+    init = [{"name": "setup", "state": waiting("CreateContainerConfigError", 'secret "db" not found')}]
+    seen = lifecycle.observe_pod(pod_body(waiting("PodInitializing"), init))
+    assert (seen.waiting_reason, seen.waiting_message) == ("CreateContainerConfigError", 'secret "db" not found')
+    out = lifecycle.advance("STARTING", 1, ONCE, seen, None, NOW, startup_grace_seconds=GRACE)
+    assert out is not None and out.status_reason == 'ResourceInitializationError: secret "db" not found'
+
+
+@pytest.mark.parametrize(("start_time", "grace", "ends"), [
+    pytest.param(None, GRACE, True, id="created-two-minutes-ago"),
+    pytest.param(ACCEPTED, GRACE, False, id="accepted-by-the-kubelet-30s-ago"),
+    pytest.param(ACCEPTED, 30.0, True, id="exactly-at-the-grace-period"),
+    pytest.param(ACCEPTED, None, False, id="no-grace-period-set"),
+])
+def test_the_grace_period_runs_from_the_kubelet_accepting_the_pod(start_time: str | None, grace: float | None,
+                                                                  ends: bool) -> None:
+    """status.startTime when the kubelet set it (time waiting for a node does not count), else the
+    pod's creation."""
+    seen = lifecycle.observe_pod(pod_body(waiting("ImagePullBackOff", "Back-off pulling image"),
+                                          start_time=start_time))
+    out = lifecycle.advance("STARTING", 1, ONCE, seen, None, NOW, startup_grace_seconds=grace)
+    assert (out is not None) is ends
+
+
+@pytest.mark.parametrize(("pod_attempt", "deleting"), [
+    pytest.param(1, False, id="an-older-attempts-pod"),
+    pytest.param(2, True, id="a-pod-already-being-deleted"),
+])
+def test_no_startup_failure_from(pod_attempt: int, deleting: bool) -> None:
+    stuck = PodObservation(name="p", attempt=pod_attempt, phase="Pending", waiting_reason="ErrImagePull",
+                           waiting_message="m", waiting_since=CREATED, deleting=deleting)
+    assert lifecycle.advance("STARTING", 2, TWICE, stuck, None, NOW, startup_grace_seconds=GRACE) is None
+
+
+RETRY_THREE = 3
+CONFIG_ERROR = "CreateContainerConfigError"
+
+
+@pytest.mark.parametrize(("rules", "reason", "retried"), [
+    pytest.param([], "ErrImagePull", True, id="no-rule-retries"),
+    pytest.param([{"onReason": CONFIG_ERROR, "action": "EXIT"}], CONFIG_ERROR, False, id="onReason-exit"),
+    pytest.param([{"onReason": CONFIG_ERROR, "action": "EXIT"}], "ErrImagePull", True, id="onReason-other"),
+    pytest.param([{"onReason": "ErrImage*", "action": "EXIT"}], "ErrImageNeverPull", False, id="onReason-prefix"),
+    pytest.param([{"onStatusReason": "CannotPullContainerError:*", "action": "EXIT"}], "ImagePullBackOff", False,
+                 id="onStatusReason-prefix"),
+    pytest.param([{"onStatusReason": "CannotPullContainerError:*", "action": "EXIT"}], "RunContainerError", True,
+                 id="onStatusReason-other-family"),
+    pytest.param([{"onExitCode": "*", "action": "EXIT"}], "ErrImagePull", True, id="no-exit-code-to-match"),
+    pytest.param([{"onReason": "ErrImagePull", "action": "RETRY"}, {"onReason": "*", "action": "EXIT"}],
+                 "ErrImagePull", True, id="first-rule-wins"),
+])
+def test_retry_rules_decide_after_a_startup_failure(rules: list[dict[str, str]], reason: str, retried: bool) -> None:
+    stuck = lifecycle.observe_pod(pod_body(waiting(reason, "no luck")))
+    strategy = {"attempts": RETRY_THREE, "evaluateOnExit": rules}
+    out = lifecycle.advance("STARTING", 1, strategy, stuck, None, NOW, startup_grace_seconds=GRACE)
+    assert out is not None and out.retry is retried and out.stop_pod
+    assert out.state == ("RUNNABLE" if retried else "FAILED")
+    assert out.stopped_at == (None if retried else NOW)
+
+
+def test_cancel_prevents_the_retry_of_a_startup_failure() -> None:
+    stuck = lifecycle.observe_pod(pod_body(waiting("ErrImagePull")))
+    out = lifecycle.advance("STARTING", 1, TWICE, stuck, None, NOW, no_more_retries=True, startup_grace_seconds=GRACE)
+    assert out is not None and out.state == "FAILED"
+    assert out.status_reason == "CannotPullContainerError: ErrImagePull", "no message: the reason stands in"
+
+
+def test_a_failed_init_container_fails_the_attempt_as_resource_initialization() -> None:
+    init = [{"name": "setup", "state": {"terminated": {"exitCode": 2, "reason": "Error", "message": "no schema"}}}]
+    seen = lifecycle.observe_pod(pod_body(waiting("PodInitializing"), init, phase="Failed"))
+    assert (seen.reason, seen.exit_code) == ("Init:Error", None)
+    out = lifecycle.advance("STARTING", 1, ONCE, seen, None, NOW)
+    assert out is not None and out.state == "FAILED" and not out.stop_pod, "the pod ended by itself"
+    assert out.status_reason == "ResourceInitializationError: init container 'setup' exited with code 2: no schema"
+    assert out.attempt is not None and out.attempt["reason"] == "Init:Error" and "exitCode" not in out.attempt
+    retried = lifecycle.advance("STARTING", 1, {"attempts": 2, "evaluateOnExit": [
+        {"onReason": "Init:*", "action": "EXIT"}]}, seen, None, NOW)
+    assert retried is not None and not retried.retry, "onReason matches kubectl's Init:Error"
+
+
+def test_a_failed_main_container_after_its_init_containers_is_an_exit() -> None:
+    init = [{"name": "setup", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]
+    seen = lifecycle.observe_pod(pod_body({"terminated": {"exitCode": 3, "reason": "Error"}}, init, phase="Failed"))
+    out = lifecycle.advance("RUNNING", 1, ONCE, seen, None, NOW)
+    assert out is not None and out.status_reason == lifecycle.ESSENTIAL_CONTAINER_EXITED and out.attempt is not None
+    assert (out.attempt["exitCode"], out.attempt["reason"]) == (3, "Error")
+
+
+def test_a_long_kubelet_message_is_cut_to_keep_the_status_small() -> None:
+    seen = lifecycle.observe_pod(pod_body(waiting("ErrImagePull", "x" * 5000)))
+    out = lifecycle.advance("STARTING", 1, ONCE, seen, None, NOW, startup_grace_seconds=GRACE)
+    assert out is not None and len(out.status_reason) == lifecycle.MESSAGE_LIMIT

@@ -6,6 +6,7 @@ x-kubernetes-validations; `crdgen` turns these models into structural OpenAPI sc
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -13,8 +14,25 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from barge.core.states import API_VERSION, JOB_STATES, TIME_LIMITED_REASONS
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-QUANTITY_PATTERN = r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+# resource.Quantity's grammar without the minus sign: "500m", "1.5Gi", "1e3", "+2" (never negative).
+QUANTITY_PATTERN = r"^[+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
 RESERVED_ENV = "AWS_BATCH"
+# Kubernetes (1.34+, and 1.32+ by default) takes any printable ASCII but "=" in an env name.
+ENV_NAME_PATTERN = r"^[ -<>-~]+$"
+# No leading or trailing space: Kubernetes refuses such an image in a pod.
+IMAGE_PATTERN = r"^[^\s](.*[^\s])?$"
+# Label keys and values (also taint keys): [.] rather than an escaped dot, so the same text is a
+# Python regex, an OpenAPI pattern and a CEL string.
+DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY_PATTERN = rf"^({DNS_SUBDOMAIN}/)?{LABEL_NAME}$"
+LABEL_VALUE_PATTERN = rf"^({LABEL_NAME})?$"
+LABEL_PREFIX_MAX = 253
+LABEL_KEY_MAX = LABEL_PREFIX_MAX + 1 + 63
+LABEL_KEY_WORDS = ("a label key: an optional DNS subdomain prefix of at most 253 characters and '/', then a name "
+                   "of at most 63 characters, [A-Za-z0-9] at both ends and [-_.A-Za-z0-9] inside")
+LABEL_VALUE_WORDS = "a label value: at most 63 characters, [A-Za-z0-9] at both ends and [-_.A-Za-z0-9] inside, or empty"
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 State = Literal["ENABLED", "DISABLED"]
 
 
@@ -23,9 +41,60 @@ def OneOf(values: tuple[str, ...]) -> Any:
     return Field(json_schema_extra={"enum": list(values)})
 
 
-def Cel(*rules: tuple[str, str]) -> dict[str, Any]:
-    """x-kubernetes-validations from (rule, message) pairs."""
-    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+def Cel(*rules: tuple[str, str] | dict[str, str]) -> dict[str, Any]:
+    """x-kubernetes-validations from (rule, message) pairs, or whole rules (with fieldPath,
+    messageExpression)."""
+    return {"x-kubernetes-validations": [r if isinstance(r, dict) else {"rule": r[0], "message": r[1]}
+                                         for r in rules]}
+
+
+def label_key_rule(var: str) -> str:
+    """CEL: `var` (a string) is a label key. CEL's matches() is RE2, as the OpenAPI patterns are."""
+    return (f"{var}.matches('{LABEL_KEY_PATTERN}')"
+            f" && (!{var}.contains('/') || {var}.indexOf('/') <= {LABEL_PREFIX_MAX})")
+
+
+# The same rules in Python, for what the schema cannot see (objects stored before the rules).
+_LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
+_LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
+
+
+def label_key_problem(key: Any) -> str | None:
+    """Why `key` is not a label key, or None when it is."""
+    if (isinstance(key, str) and _LABEL_KEY.fullmatch(key)
+            and ("/" not in key or key.index("/") <= LABEL_PREFIX_MAX)):
+        return None
+    return f"{key!r} is not {LABEL_KEY_WORDS}"
+
+
+def label_value_problem(value: Any) -> str | None:
+    """Why `value` is not a label value, or None when it is."""
+    if isinstance(value, str) and len(value) <= 63 and _LABEL_VALUE.fullmatch(value):
+        return None
+    return f"{value!r} is not {LABEL_VALUE_WORDS}"
+
+
+def toleration_problem(toleration: Any) -> str | None:
+    """Why a toleration is not one Kubernetes accepts, as "<.field>: why", or None."""
+    if not isinstance(toleration, dict):
+        return ": must be an object with key, operator, value, effect"
+    key, value = toleration.get("key") or "", toleration.get("value") or ""
+    operator, effect = toleration.get("operator") or "Equal", toleration.get("effect") or ""
+    if key and (why := label_key_problem(key)):
+        return f".key: {why}"
+    if operator not in ("Exists", "Equal"):
+        return f".operator: {operator!r} is not Exists or Equal"
+    if not key and operator != "Exists":
+        return ".operator: must be Exists when key is empty"
+    if operator == "Exists" and value:
+        return ".value: must be empty when operator is Exists"
+    if why := label_value_problem(value):
+        return f".value: {why}"
+    if effect and effect not in TAINT_EFFECTS:
+        return f".effect: {effect!r} is not one of {', '.join(TAINT_EFFECTS)}"
+    if toleration.get("tolerationSeconds") is not None and effect != "NoExecute":
+        return ".tolerationSeconds: needs effect NoExecute"
+    return None
 
 
 # Kubernetes shapes we accept without restating their whole schema.
@@ -34,13 +103,35 @@ PreservedObject = Annotated[
     WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
 ]
 Quantity = Annotated[
-    int | str,
+    Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=QUANTITY_PATTERN)],
     WithJsonSchema({"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}],
-                    "pattern": QUANTITY_PATTERN}),
+                    "pattern": QUANTITY_PATTERN, "minimum": 0}),
+]
+# A quantity in a pod template: also a plain number (`cpu: 0.5`), as Kubernetes takes it there. A
+# structural schema has no "number or string" type, so the node is untyped; pattern and minimum
+# still refuse "abc", "-1" and -1.
+PodQuantity = Annotated[
+    Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0)] | Annotated[str, Field(pattern=QUANTITY_PATTERN)],
+    WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True, "pattern": QUANTITY_PATTERN, "minimum": 0,
+                    "description": "a quantity: 2, 0.5, \"500m\", \"1Gi\""}),
 ]
 ShortString = Annotated[str, Field(max_length=256)]
 Name = Annotated[str, Field(min_length=1, max_length=253, pattern=NAME_PATTERN)]
 StringMap = Annotated[dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=100)]
+Tags = Annotated[
+    dict[str, Annotated[str, Field(max_length=256)]],
+    Field(max_length=100, json_schema_extra=Cel(
+        ("self.all(k, size(k) >= 1 && size(k) <= 128)", "tag keys must be 1 to 128 characters (as in AWS)"))),
+]
+LabelMap = Annotated[
+    dict[str, Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]],
+    Field(max_length=100, json_schema_extra=Cel({
+        "rule": f"self.all(k, {label_key_rule('k')})",
+        "message": f"every key must be {LABEL_KEY_WORDS}",
+        "messageExpression": f"\"key '\" + self.filter(k, !({label_key_rule('k')}))[0]"
+                             f" + \"' is not {LABEL_KEY_WORDS}\"",
+    })),
+]
 
 
 class Model(BaseModel):
@@ -57,9 +148,21 @@ class Condition(Model):
 
 
 class Toleration(Model):
-    key: str | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra=Cel(
+        {"rule": f"!has(self.key) || self.key == '' || !self.key.contains('/')"
+                 f" || self.key.indexOf('/') <= {LABEL_PREFIX_MAX}",
+         "message": "the key's prefix (before '/') must be at most 253 characters", "fieldPath": ".key"},
+        {"rule": "(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+         "message": "operator must be Exists when key is empty (a toleration of every taint)",
+         "fieldPath": ".operator"},
+        {"rule": "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+         "message": "value must be empty when operator is Exists", "fieldPath": ".value"},
+        {"rule": "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+         "message": "tolerationSeconds needs effect NoExecute", "fieldPath": ".tolerationSeconds"},
+    ))
+    key: str | None = Field(None, max_length=LABEL_KEY_MAX, pattern=LABEL_KEY_PATTERN)
     operator: Literal["Exists", "Equal"] | None = None
-    value: str | None = None
+    value: str | None = Field(None, max_length=63, pattern=LABEL_VALUE_PATTERN)
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     tolerationSeconds: int | None = None
 
@@ -77,7 +180,7 @@ class ComputeResources(Model):
     desiredvCpus: int | None = Field(None, ge=0)
     maxMemory: Quantity | None = Field(None, description="Memory quota (beyond AWS); unset: none.")
     maxGpus: int | None = Field(None, ge=0, description="GPU quota (beyond AWS); unset: no GPUs.")
-    nodeSelector: StringMap = Field(default_factory=dict)
+    nodeSelector: LabelMap = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list, max_length=50)
     affinity: PreservedObject | None = Field(None, description="A pod affinity, e.g. nodeAffinity.")
 
@@ -130,6 +233,24 @@ class JobStateTimeLimitAction(Model):
     action: Literal["CANCEL"] = "CANCEL"
 
 
+class LabelSelectorRequirement(Model):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=Cel(
+        ("self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0"
+         " : !has(self.values) || size(self.values) == 0",
+         "values: In and NotIn need at least one value; Exists and DoesNotExist take none")))
+    key: Annotated[str, Field(min_length=1, max_length=LABEL_KEY_MAX, json_schema_extra=Cel(
+        (label_key_rule("self"), f"must be {LABEL_KEY_WORDS}")))]
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]] = Field(
+        default_factory=list, max_length=50)
+
+
+class LabelSelector(Model):
+    """metav1.LabelSelector: every requirement must hold; an empty selector selects everything."""
+    matchLabels: LabelMap = Field(default_factory=dict)
+    matchExpressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=20)
+
+
 class JobQueueSpec(Model):
     priority: int = Field(0, ge=0)
     state: State = "ENABLED"
@@ -143,6 +264,8 @@ class JobQueueSpec(Model):
     )
     jobStateTimeLimitActions: list[JobStateTimeLimitAction] = Field(default_factory=list, max_length=5)
     schedulingPolicy: Name | None = Field(None, description="Fair-share policy (phase 2).")
+    namespaceSelector: LabelSelector | None = Field(
+        None, description="Only jobs from the namespaces it selects may use the queue (beyond AWS); absent: all.")
 
 
 class JobQueueStatus(Model):
@@ -171,21 +294,30 @@ def _no_reserved_env(field: str = "self") -> tuple[str, str]:
 
 class EnvVar(Model):
     model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
-    name: Annotated[str, Field(min_length=1, max_length=256)]
+    name: Annotated[str, Field(min_length=1, max_length=256, pattern=ENV_NAME_PATTERN,
+                               description="printable ASCII other than '='")]
     value: str | None = None
 
 
 EnvList = Annotated[list[EnvVar], Field(max_length=200, json_schema_extra=Cel(_no_reserved_env()))]
 
 
+class ContainerResources(Model):
+    """A container's resources: requests and limits are checked, `claims` passes through."""
+    model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    requests: dict[str, PodQuantity] | None = None
+    limits: dict[str, PodQuantity] | None = None
+
+
 class Container(Model):
     """A container of the pod template; fields other than these pass through unchanged."""
     model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
     name: Annotated[str, Field(min_length=1, max_length=63)]
-    image: str | None = None
+    image: str = Field(min_length=1, pattern=IMAGE_PATTERN, description="Required, as in AWS Batch.")
     command: list[str] | None = None
     args: list[str] | None = None
     env: EnvList | None = None
+    resources: ContainerResources | None = None
 
 
 class PodSpec(Model):
@@ -227,7 +359,7 @@ class JobDefinitionSpec(Model):
     timeout: Timeout | None = None
     schedulingPriority: int | None = Field(None, ge=0, le=9999)
     propagateTags: bool = False
-    tags: StringMap = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
 
 
 class JobDefinition(Model):
@@ -313,7 +445,7 @@ class BatchJobSpec(Model):
     dependsOn: list[Dependency] | None = Field(None, max_length=20)
     schedulingPriorityOverride: int | None = Field(None, ge=0, le=9999)
     shareIdentifier: str | None = Field(None, max_length=255)
-    tags: StringMap = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
     cancel: Reason | None = None
     terminate: Reason | None = None
 

@@ -19,7 +19,7 @@ from barge.controller.records import EnvironmentRecord, JobKey, JobRecord, place
 from barge.controller.router import KeyedLocks, Router
 from barge.controller.status import StatusWriter
 from barge.controller.store import Store
-from barge.core import arrays, dependencies, manifests
+from barge.core import arrays, dependencies, lifecycle, manifests
 from barge.core import job as rules
 from barge.core.lifecycle import PodObservation
 from barge.core.resolve import Resolved
@@ -61,6 +61,15 @@ class Arrays:
     def following(self, key: JobKey) -> bool:
         return key in self._runtimes
 
+    def startup_failure_due(self, key: JobKey, now: float) -> bool:
+        """A child in flight at the last look waits, past the grace period, for a container that
+        cannot start: a pod stuck in ImagePullBackOff may not change again for minutes."""
+        runtime = self._runtimes.get(key)
+        if runtime is None or runtime.progress is None:
+            return False
+        grace = self.settings.startup_failure_seconds
+        return any(lifecycle.startup_failure_due(pod, now, grace) for pod in runtime.progress.active.values())
+
     def _runtime(self, key: JobKey) -> ArrayRuntime:
         runtime = self._runtimes.get(key)
         if runtime is None:
@@ -85,6 +94,7 @@ class Arrays:
             rules.array_size(record) or 0, record.status.get("arrayProperties") or {}, pods,
             resolved.get("retryStrategy") or {}, resolved.get("timeoutSeconds"), gate, set(runtime.creating),
             iso(now), now, parse_time, no_retry=rules.stopping(record),
+            startup_grace_seconds=self.settings.startup_failure_seconds,
         )
 
     # --- one array's reconcile -------------------------------------------------------------------
@@ -98,9 +108,12 @@ class Arrays:
         runtime.ready = verdict.ready and record.spec.get("cancel") is None
         progress = self._progress(record, runtime, verdict)
         if progress.changed and self._has_sequential(record):
-            # a settled child can release its successor: derive again from the new settled set
+            # a settled child can release its successor: derive again from the new settled set (the
+            # pods that could not start are settled now, so only the first look lists them)
             record.status["arrayProperties"] = arrays.array_status(rules.array_size(record) or 0, progress)
+            first = progress
             progress = self._progress(record, runtime, verdict)
+            progress.not_started = first.not_started + progress.not_started
         runtime.progress = progress
         now = iso(self.clock())
         for index in progress.to_stop:
@@ -110,16 +123,16 @@ class Arrays:
             reason = cancel.get("reason") or CANCELLED_BY_USER
             await self._finish(record, runtime, reason, failed_children_reason=reason, flag="isCancelled")
             return
-        # The outcome is written before timed-out pods are stopped, so a restart in between
-        # cannot run those children again.
+        # The outcome is written before timed-out pods and pods that cannot start are stopped, so a
+        # restart in between cannot run those children again.
+        stopped = [p for p in (progress.active.get(i) for i in progress.to_stop) if p is not None]
+        stopped += progress.not_started
         if arrays.finished(rules.array_size(record) or 0, progress):
             await self._finish(record, runtime, None)
         else:
-            await self._write_progress(record, runtime, progress, verdict, force=bool(progress.to_stop))
-        for index in progress.to_stop:
-            pod = progress.active.get(index)
-            if pod is not None:
-                await self.kube.delete_pod(record.namespace, pod.name)
+            await self._write_progress(record, runtime, progress, verdict, force=bool(stopped))
+        for pod in stopped:
+            await self.kube.delete_pod(record.namespace, pod.name)
         if progress.runnable and runtime.ready:
             self.router.kick()
 

@@ -15,7 +15,7 @@ from barge.controller.records import EnvironmentRecord, QueueRecord
 from barge.core.states import FINALIZER, GROUP, VERSION
 from barge.kube import Kube
 
-INDEX_NAMES = ("jobdefinitions", "computeenvironments", "jobqueues")
+INDEX_NAMES = ("jobdefinitions", "computeenvironments", "jobqueues", "namespaces")
 _state: dict[str, Any] = {}
 
 
@@ -88,6 +88,12 @@ def computeenvironments(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
 @kopf.index(GROUP, VERSION, "jobqueues")
 def jobqueues(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {name: QueueRecord.from_body(body)}
+
+
+@kopf.index("v1", "namespaces")
+def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+    """Namespaces' labels, for queues' namespaceSelector."""
+    return {name: dict(labels)}
 
 
 @kopf.on.event(GROUP, VERSION, "computeenvironments")

@@ -1,5 +1,6 @@
-"""Work that time alone makes due: attempts past their timeout, finished BatchJobs past their
-retention, and the Kubernetes Jobs of finished arrays (the TTL controller never sees those finish)."""
+"""Work that time alone makes due: attempts past their timeout, containers that cannot start past
+their grace period, finished BatchJobs past their retention, and the Kubernetes Jobs of finished
+arrays (the TTL controller never sees those finish)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any
 
 from barge.config import Settings
 from barge.controller.arrays import Arrays
+from barge.controller.records import JobRecord
 from barge.controller.router import Router
 from barge.controller.store import Store
 from barge.core import job as rules
-from barge.core import manifests
-from barge.core.states import PENDING, RUNNING, TERMINAL
+from barge.core import lifecycle, manifests
+from barge.core.states import PENDING, RUNNING, STARTING, TERMINAL
 from barge.core.times import parse_time
 from barge.kube import Kube
 
@@ -33,11 +35,8 @@ class Housekeeping:
         retention = self.settings.finished_job_retention_seconds
         work: list[Any] = []
         for record in self.store.jobs():
-            if record.state == RUNNING and rules.timed_out(record, now):
+            if self._due(record, now):
                 self.router.request_reconcile(record.key)
-            elif (record.state == PENDING and self.arrays.following(record.key)
-                  and (record.status.get("resolved") or {}).get("timeoutSeconds")):
-                self.router.request_reconcile(record.key)  # children's timeout clocks
             elif record.state in TERMINAL:
                 stopped = parse_time(record.status.get("stoppedAt"))
                 if stopped is None:
@@ -48,3 +47,16 @@ class Housekeeping:
                       and self.store.kube_jobs(record.uid)):
                     work.append(self.kube.delete_job(record.namespace, manifests.array_job_name(record.name)))
         await asyncio.gather(*work)
+
+    def _due(self, record: JobRecord, now: float) -> bool:
+        """Time alone makes the job's next look due: a timeout, or a container that cannot start past
+        its grace period (a pod in ImagePullBackOff may not change again for minutes)."""
+        if record.state == RUNNING:
+            return rules.timed_out(record, now)
+        if record.state == STARTING:
+            pod = rules.current_pod(record, self.store.pods(record.uid))
+            return lifecycle.startup_failure_due(pod, now, self.settings.startup_failure_seconds)
+        if record.state == PENDING and self.arrays.following(record.key):
+            return bool((record.status.get("resolved") or {}).get("timeoutSeconds")  # children's timeout clocks
+                        or self.arrays.startup_failure_due(record.key, now))
+        return False

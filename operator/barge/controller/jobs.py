@@ -72,7 +72,7 @@ class Jobs:
     async def _admit(self, record: JobRecord) -> None:
         definition = self.store.definition(record.namespace, str(record.spec.get("jobDefinition")))
         admission = rules.admit(record, self.store.queue(record.queue), [q.name for q in self.store.queues()],
-                                definition, self.clock())
+                                definition, self.clock(), self.store.namespace_labels(record.namespace))
         patch = admission.patch
         if admission.look_again:
             if patch is not None:
@@ -113,8 +113,10 @@ class Jobs:
             await self.status.write(record, rules.time_out(record, pod, now))
             self.router.kick()
             return
-        outcome = rules.advance(record, pod, kube_job, now)
+        outcome = rules.advance(record, pod, kube_job, now, self.settings.startup_failure_seconds)
         if outcome is not None:
+            if outcome.stop_pod:  # it cannot start: stop the image pull and free the node's room now
+                await self.kube.delete_job(record.namespace, rules.kube_job_name(record))
             if outcome.retry:
                 metrics.RETRIED.labels(record.queue).inc()
             await self.status.write(record, rules.outcome_patch(record, outcome, now))

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from barge.api.models import label_key_problem, label_value_problem, toleration_problem
 from barge.core.manifests import Placement
 from barge.core.resolve import Resolved
 from barge.core.resources import Capacity, Resources, parse_bytes
@@ -138,6 +139,26 @@ class JobRecord:
                 "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid}}
 
 
+def _pool_problem(resources: Any) -> str | None:
+    """Why the node pool's selector or tolerations would make Kubernetes refuse every Job placed
+    there, naming the field; the schema refuses these at apply, but not in objects stored earlier."""
+    selector = resources.get("nodeSelector") or {}
+    if not isinstance(selector, dict):
+        return "spec.computeResources.nodeSelector: must be a map of label keys to label values"
+    for key, value in selector.items():
+        if why := label_key_problem(key):
+            return f"spec.computeResources.nodeSelector: key {why}"
+        if why := label_value_problem(value):
+            return f"spec.computeResources.nodeSelector[{key}]: {why}"
+    tolerations = resources.get("tolerations") or []
+    if not isinstance(tolerations, list):
+        return "spec.computeResources.tolerations: must be a list"
+    for i, toleration in enumerate(tolerations):
+        if why := toleration_problem(toleration):
+            return f"spec.computeResources.tolerations[{i}]{why}"
+    return None
+
+
 @dataclass(slots=True)
 class EnvironmentRecord:
     name: str
@@ -162,6 +183,7 @@ class EnvironmentRecord:
                                        int(resources.get("maxGpus") or 0))
         except ValueError as exc:
             record.invalid_reason = f"spec.computeResources.maxMemory: {exc}"
+        record.invalid_reason = record.invalid_reason or _pool_problem(resources)
         return record
 
     @property
@@ -193,6 +215,12 @@ class QueueRecord:
     @property
     def enabled(self) -> bool:
         return self.spec.get("state", ENABLED) == ENABLED
+
+    @property
+    def namespace_selector(self) -> dict[str, Any] | None:
+        """Which namespaces may submit to the queue (beyond AWS, as Kueue's ClusterQueue); None: all."""
+        selector: dict[str, Any] | None = self.spec.get("namespaceSelector")
+        return selector
 
     @property
     def environments(self) -> tuple[str, ...]:

@@ -293,6 +293,10 @@ class Store:
         index = self.indexes.get("computeenvironments") or {}
         return [r for k in list(index.keys()) if (r := _first(index, k)) is not None]
 
+    def namespace_labels(self, name: str) -> dict[str, str] | None:
+        labels: dict[str, str] | None = _first(self.indexes.get("namespaces"), name)
+        return labels
+
     def queue(self, name: str) -> QueueRecord | None:
         record: QueueRecord | None = _first(self.indexes.get("jobqueues"), name)
         return record

@@ -17,7 +17,7 @@ from barge.core import lifecycle
 from barge.core.dependencies import Verdict, judge
 from barge.core.jobstatus import JobStatusPatch
 from barge.core.lifecycle import PodObservation
-from barge.core.states import DEPENDENT_FAILED, ESSENTIAL_CONTAINER_EXITED, FAILED, JOB_STATES, SUCCEEDED
+from barge.core.states import DEPENDENT_FAILED, FAILED, JOB_STATES, SUCCEEDED
 
 
 def format_ranges(indices: Iterable[int]) -> str:
@@ -97,6 +97,7 @@ class Progress:
     to_stop: list[int]                     # running past the attempt timeout
     changed: bool                          # settled differs from the status it came from
     runnable_count: int = 0                # all that may start now; `runnable` lists the first of them
+    not_started: list[PodObservation] = field(default_factory=list)  # could not start: recorded, to delete
 
 
 def _record_finished(settled: Settled, index: int, pod: PodObservation, retry_strategy: Mapping[str, Any],
@@ -104,9 +105,16 @@ def _record_finished(settled: Settled, index: int, pod: PodObservation, retry_st
     if pod.phase == "Succeeded":
         settled.succeeded.add(index)
         return
-    reason = ESSENTIAL_CONTAINER_EXITED if pod.exit_code is not None else f"Pod failed: {pod.reason}"
-    attempts_done = settled.add_failure(index, lifecycle.attempt_record(pod, reason, now))
-    retry = not no_retry and lifecycle.should_retry(retry_strategy, attempts_done, reason, pod.reason, pod.exit_code)
+    _record_failure(settled, index, lifecycle.attempt_record(pod, lifecycle.failure_reason(pod), now),
+                    retry_strategy, no_retry)
+
+
+def _record_failure(settled: Settled, index: int, record: dict[str, Any], retry_strategy: Mapping[str, Any],
+                    no_retry: bool) -> None:
+    """A failed attempt of a child: it runs again when the retry rules say so, else it is failed."""
+    attempts_done = settled.add_failure(index, record)
+    retry = not no_retry and lifecycle.should_retry(retry_strategy, attempts_done, record["statusReason"],
+                                                    record.get("reason"), record.get("exitCode"))
     if not retry:
         settled.failed.add(index)
 
@@ -154,10 +162,14 @@ def child_gate(dependencies: Sequence[Mapping[str, Any]], settled: Settled,
 def progress(size: int, array_status: Mapping[str, Any], pods: Iterable[PodObservation],
              retry_strategy: Mapping[str, Any], timeout_seconds: int | None, gate: ChildGate | None,
              creating: Iterable[int], now: str, now_seconds: float,
-             parse_time: Callable[[str | None], float | None], no_retry: bool = False) -> Progress:
+             parse_time: Callable[[str | None], float | None], no_retry: bool = False,
+             startup_grace_seconds: float | None = None) -> Progress:
+    """A child whose pod cannot start is given `startup_grace_seconds` (None: for ever); then its
+    attempt is recorded as failed and its pod listed in `not_started` for the caller to delete."""
     settled = Settled.from_status(array_status)
     before = settled.fingerprint()
     active: dict[int, PodObservation] = {}
+    not_started: list[PodObservation] = []
     done = settled.succeeded | settled.failed
     # Finished children's pods stay until garbage-collected: drop them before sorting the rest.
     current = [(p.index, p.attempt, p) for p in pods if p.index is not None and p.index < size and p.index not in done]
@@ -166,6 +178,10 @@ def progress(size: int, array_status: Mapping[str, Any], pods: Iterable[PodObser
             continue
         if pod.terminated:
             _record_finished(settled, index, pod, retry_strategy, now, no_retry)
+        elif startup_grace_seconds is not None and lifecycle.startup_failure_due(
+                pod, now_seconds, startup_grace_seconds, parse_time):
+            _record_failure(settled, index, lifecycle.startup_failure_record(pod, now), retry_strategy, no_retry)
+            not_started.append(pod)
         else:
             active[index] = pod
     to_stop = []
@@ -197,7 +213,8 @@ def progress(size: int, array_status: Mapping[str, Any], pods: Iterable[PodObser
                 fail_child(settled, index, verdict, now)
         open_children = len(runnable)
     count = 0 if gate is ALL_WAIT else open_children
-    return Progress(settled, active, runnable, pending, to_stop, before != settled.fingerprint(), count)
+    return Progress(settled, active, runnable, pending, to_stop, before != settled.fingerprint(), count,
+                    not_started)
 
 
 def summary(size: int, p: Progress) -> dict[str, int]:

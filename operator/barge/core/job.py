@@ -5,11 +5,11 @@ each rule reads a job (and what was observed of it) and returns a status patch; 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from barge.core import lifecycle, manifests
+from barge.core import lifecycle, manifests, selectors
 from barge.core.conditions import set_condition
 from barge.core.dependencies import Verdict
 from barge.core.jobstatus import AttemptStatus, JobStatusPatch, ResolvedJob
@@ -72,6 +72,8 @@ class QueueView(Protocol):
     def name(self) -> str: ...
     @property
     def enabled(self) -> bool: ...
+    @property
+    def namespace_selector(self) -> Mapping[str, Any] | None: ...
 
 
 # --- what a reconcile does -------------------------------------------------------------------
@@ -137,30 +139,44 @@ class Admission:
     look_again: bool = False
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Why a job cannot be admitted; `missing`: something it names is not known (yet)."""
+    reason: str
+    missing: bool
+
+
 def admission_problem(job: JobView, queue: QueueView | None, queue_names: Iterable[str],
-                      definition: dict[str, Any] | None) -> str | None:
+                      definition: dict[str, Any] | None,
+                      namespace_labels: Mapping[str, str] | None = None) -> Problem | None:
     if queue is None:
         known = ", ".join(sorted(queue_names)) or "none"
-        return f"Job queue '{job.queue}' does not exist (job queues: {known})"
+        return Problem(f"Job queue '{job.queue}' does not exist (job queues: {known})", missing=True)
     if not queue.enabled:
-        return f"Job queue '{job.queue}' is DISABLED and accepts no new jobs"
+        return Problem(f"Job queue '{job.queue}' is DISABLED and accepts no new jobs", missing=False)
+    selector = queue.namespace_selector
+    if selector is not None and not selectors.matches(selector, namespace_labels or {}):
+        return Problem(f"Job queue '{job.queue}' does not accept jobs from namespace '{job.namespace}' "
+                       f"(its namespaceSelector selects {selectors.describe(selector)})",
+                       missing=namespace_labels is None)
     if definition is None:
-        return f"Job definition '{job.spec.get('jobDefinition')}' does not exist in namespace '{job.namespace}'"
+        return Problem(f"Job definition '{job.spec.get('jobDefinition')}' does not exist in namespace "
+                       f"'{job.namespace}'", missing=True)
     return None
 
 
 def admit(job: JobView, queue: QueueView | None, queue_names: Iterable[str], definition: dict[str, Any] | None,
-          now: float) -> Admission:
+          now: float, namespace_labels: Mapping[str, str] | None = None) -> Admission:
     base: JobStatusPatch = {"jobId": job.uid, "createdAt": job.status.get("createdAt") or iso(now),
                             "jobQueue": job.queue, "attemptCount": 0, "currentAttempt": 1}
-    problem = admission_problem(job, queue, queue_names, definition)
-    if problem and "does not exist" in problem and _young(job, now):
-        reason = f"{problem}; looking again"
+    problem = admission_problem(job, queue, queue_names, definition, namespace_labels)
+    if problem and problem.missing and _young(job, now):
+        reason = f"{problem.reason}; looking again"
         if job.state == SUBMITTED and job.status.get("statusReason") == reason:
             return Admission(None, look_again=True)
         return Admission({**base, "state": SUBMITTED, "statusReason": reason}, look_again=True)
     if problem:
-        return Admission({**base, **fail(problem, now)})
+        return Admission({**base, **fail(problem.reason, now)})
     assert definition is not None
     try:
         resolved = resolve(definition, job.spec)
@@ -279,11 +295,14 @@ def kube_job_name(job: JobView) -> str:
 
 
 def advance(job: JobView, pod: PodObservation | None, kube_job: KubeJobObservation | None,
-            now: float) -> Outcome | None:
-    """The transition the current attempt makes, from what its pod and Job show."""
+            now: float, startup_grace_seconds: float | None = None) -> Outcome | None:
+    """The transition the current attempt makes, from what its pod and Job show. A pod whose
+    container cannot start ends the attempt once `startup_grace_seconds` have passed (None: never);
+    the outcome then says `stop_pod`, and the caller deletes the attempt's Kubernetes Job."""
     resolved = job.status.get("resolved") or {}
     return lifecycle.advance(job.state or "", job.attempt, resolved.get("retryStrategy") or {}, pod, kube_job,
-                             iso(now), no_more_retries=job.spec.get("cancel") is not None)
+                             iso(now), no_more_retries=job.spec.get("cancel") is not None,
+                             startup_grace_seconds=startup_grace_seconds)
 
 
 def outcome_patch(job: JobView, outcome: Outcome, now: float) -> JobStatusPatch:

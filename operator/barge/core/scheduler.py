@@ -113,7 +113,11 @@ def schedule(snapshot: Snapshot, now: float) -> Decisions:
     usage = _initial_usage(snapshot)
     queued, orphans = _split_by_queue(snapshot)
     placements, unplaced, partly_placed = _place_all(queued, snapshot, usage)
-    waiting = {job.key: _queue_not_found(job, now) for job in orphans}
+    waiting: dict[str, Waiting] = {}
+    for job in orphans:
+        told = _queue_not_found(job, now)
+        if _news(job, told.category, told.reason, told.since):
+            waiting[job.key] = told
     cancellations: list[Cancellation] = []
     reasons = _ReasonWriter(snapshot, usage)
     for job in unplaced:
@@ -126,7 +130,7 @@ def schedule(snapshot: Snapshot, now: float) -> Decisions:
             if cancellation is not None:
                 cancellations.append(cancellation)
                 continue
-        if job.reason != reason or job.blocked_category != category or job.blocked_since != since:
+        if _news(job, category, reason, since):  # a deep queue is mostly jobs told this already
             waiting[job.key] = Waiting(job.key, category, reason, since)
     return Decisions(placements, waiting, cancellations, usage)
 
@@ -257,6 +261,11 @@ def _children_that_fit(request: Resources, capacity: Capacity, used: Resources, 
 def _queue_not_found(job: Runnable, now: float) -> Waiting:
     reason = f"{QUEUE_NOT_FOUND} - job queue '{job.queue}' does not exist"
     return Waiting(job.key, QUEUE_NOT_FOUND, reason, _blocked_since(job, QUEUE_NOT_FOUND, now))
+
+
+def _news(job: Runnable, category: str, reason: str, since: float) -> bool:
+    """Whether the job carries something other than what it is told now (else it is left out)."""
+    return job.reason != reason or job.blocked_category != category or job.blocked_since != since
 
 
 def _blocked_since(job: Runnable, category: str, now: float) -> float:

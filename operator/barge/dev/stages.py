@@ -6,7 +6,9 @@ knows kwok knows them), with three changes:
   jitter below an annotated delay would silently shorten it;
 - pod-complete skips pods labelled to fail, so kwok never picks between the two at random;
 - a failing stage keyed on the completion index of an Indexed Job, so one annotation on a
-  template can list the children that fail and with which exit code.
+  template can list the children that fail and with which exit code;
+- a stage that leaves the main container waiting with a reason (ErrImagePull,
+  CreateContainerConfigError, ...) instead of running it, for tests of containers that cannot start.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import yaml
 FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
 INDEX_FAIL_ANNOTATION = "pod-fail-by-index.stage.barge.dev/exit-codes"
 ATTEMPT_FAIL_ANNOTATION = "pod-fail-by-attempt.stage.barge.dev/exit-codes"
+WAITING_REASON_ANNOTATION = "pod-waiting.stage.barge.dev/reason"
+WAITING_MESSAGE_ANNOTATION = "pod-waiting.stage.barge.dev/message"
+WAITING_INDICES_ANNOTATION = "pod-waiting.stage.barge.dev/indices"
 
 NODE_STAGES = ("node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml")
 POD_STAGES = (
@@ -107,6 +112,78 @@ def _fail_by_key(failed_stage: dict[str, Any], complete_stage: dict[str, Any], n
     }
 
 
+# The template of the pod-waiting stage: `$waits` says whether this pod waits (no indices listed, or
+# its completion index is listed); then the main container waits, else pod-ready's template follows.
+WAITING_TEMPLATE = """{{ $annotations := or .metadata.annotations dict }}
+{{ $reason := index $annotations "@REASON@" }}
+{{ $message := or ( index $annotations "@MESSAGE@" ) ( printf "%s (simulated by kwok)" $reason ) }}
+{{ $indices := or ( index $annotations "@INDICES@" ) "" }}
+{{ $key := or ( index $annotations "batch.kubernetes.io/job-completion-index" ) "" }}
+{{ $waits := true }}
+{{ if $indices }}{{ $waits = false }}{{ end }}
+{{ range $listed := splitList "," $indices }}{{ if eq ( trim $listed ) $key }}{{ $waits = true }}{{ end }}{{ end }}
+{{ if $waits }}
+{{ $now := Now }}
+containerStatuses:
+{{ range $index, $item := .spec.containers }}
+- image: {{ $item.image | Quote }}
+  name: {{ $item.name | Quote }}
+  ready: false
+  restartCount: 0
+  started: false
+  state:
+    waiting:
+{{ if eq $index 0 }}
+      reason: {{ $reason | Quote }}
+      message: {{ $message | Quote }}
+{{ else }}
+      reason: ContainerCreating
+{{ end }}
+{{ end }}
+startTime: {{ $now | Quote }}
+{{ else }}
+@READY@
+{{ end }}
+"""
+
+
+def _waiting(ready_stage: dict[str, Any]) -> dict[str, Any]:
+    """Pods annotated `pod-waiting.stage.barge.dev/reason: ErrImagePull` (and optionally `/message`)
+    keep their main container waiting with that reason, as a kubelet reports a container that cannot
+    start; with `/indices: "1,3"` only those completion indices wait and the others run as usual.
+
+    It replaces pod-ready for annotated pods (pod-ready skips them). startTime is set as a kubelet
+    sets it when it accepts a pod, and marks the pod as done with.
+    """
+    template = (WAITING_TEMPLATE.replace("@REASON@", WAITING_REASON_ANNOTATION)
+                .replace("@MESSAGE@", WAITING_MESSAGE_ANNOTATION).replace("@INDICES@", WAITING_INDICES_ANNOTATION)
+                .replace("@READY@", ready_stage["spec"]["next"]["statusTemplate"]))
+    selector = [
+        {"key": f'.metadata.annotations["{WAITING_REASON_ANNOTATION}"]', "operator": "Exists"},
+        {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+        {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
+        {"key": '.status.conditions.[] | select( .type == "Initialized" ) | .status', "operator": "In",
+         "values": ["True"]},
+        {"key": ".status.startTime", "operator": "DoesNotExist"},
+    ]
+    return {
+        "apiVersion": ready_stage["apiVersion"],
+        "kind": "Stage",
+        "metadata": {"name": "pod-waiting"},
+        "spec": {
+            "resourceRef": ready_stage["spec"]["resourceRef"],
+            "selector": {"matchExpressions": selector},
+            "delay": dict(ready_stage["spec"]["delay"]),
+            "next": {"statusTemplate": template},
+        },
+    }
+
+
+def _exclude_waiting_pods(ready_stage: dict[str, Any]) -> None:
+    ready_stage["spec"]["selector"]["matchExpressions"].append(
+        {"key": f'.metadata.annotations["{WAITING_REASON_ANNOTATION}"]', "operator": "DoesNotExist"})
+
+
 def _terminate_on_delete(api_version: str) -> dict[str, Any]:
     """What a kubelet does when a running pod is deleted: stop it and report a terminal phase.
 
@@ -161,6 +238,8 @@ def build_config(stage_root: Path, lease_seconds: int = 10) -> str:
                 stages.append(doc)
                 by_name[doc["metadata"]["name"]] = doc
     _exclude_failing_pods(by_name["pod-complete"])
+    stages.append(_waiting(by_name["pod-ready"]))
+    _exclude_waiting_pods(by_name["pod-ready"])
     failed, complete = by_name["pod-container-running-failed"], by_name["pod-complete"]
     stages.append(_fail_by_key(
         failed, complete, "pod-fail-by-index", INDEX_FAIL_ANNOTATION,
