@@ -187,3 +187,35 @@ def test_finish_patch_accounts_for_every_child(case: tuple[int, arrays.Progress]
     assert all(n >= 0 for n in counts.values()), counts
     assert counts[SUCCEEDED] == len(p.settled.succeeded) and counts[FAILED] == len(p.settled.failed)
     assert counts["RUNNING"] == running
+
+
+# --- the patch that replaces the previous arrayProperties ---------------------------------------
+
+@pytest.mark.parametrize(("previous", "status", "expected"), [
+    # child 12 failed a second time: it leaves count 1, which a merge patch would otherwise keep
+    ({"failureCounts": {"1": "12", "2": "3"}}, {"failureCounts": {"2": "3,12"}},
+     {"failureCounts": {"1": None, "2": "3,12"}}),
+    ({"failureCounts": {"1": "4"}}, {"failureCounts": {"1": "4-5"}}, {"failureCounts": {"1": "4-5"}}),
+    ({}, {"failureCounts": {"1": "0"}, "children": {}}, {"failureCounts": {"1": "0"}, "children": {}}),
+    ({"children": {"7": {"attempts": []}}}, {"children": {}}, {"children": {"7": None}}),
+])
+def test_array_properties_are_written_as_a_patch_that_replaces_the_previous_ones(
+        previous: dict[str, Any], status: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert arrays.replacing(previous, status) == expected
+
+
+def test_applied_as_a_merge_patch_the_result_is_the_new_status() -> None:
+    def merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:  # RFC 7386
+        merged = dict(target)
+        for key, value in patch.items():
+            if value is None:
+                merged.pop(key, None)
+            elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = merge(merged[key], value)
+            else:
+                merged[key] = value
+        return merged
+
+    previous = {"size": 20, "failureCounts": {"1": "12,14", "2": "3"}, "children": {"12": {"attempts": [{}]}}}
+    status = {"size": 20, "failureCounts": {"1": "14", "2": "3,12"}, "children": {"12": {"attempts": [{}, {}]}}}
+    assert merge(previous, arrays.replacing(previous, status)) == status

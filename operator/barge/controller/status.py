@@ -11,6 +11,7 @@ from barge import metrics
 from barge.config import Settings
 from barge.controller.records import JobKey, JobRecord
 from barge.controller.store import Store
+from barge.core import arrays
 from barge.core import job as rules
 from barge.core.jobstatus import JobStatusPatch
 from barge.core.states import (
@@ -58,6 +59,9 @@ class StatusWriter:
 
     async def _write(self, record: JobRecord, patch: JobStatusPatch) -> JobRecord | None:
         patch = rules.stamp(record, patch, self.clock())
+        if "arrayProperties" in patch:
+            patch["arrayProperties"] = arrays.replacing(record.status.get("arrayProperties") or {},
+                                                        patch["arrayProperties"])
         body = await self.kube.patch_status("BatchJob", record.name, dict(patch), record.namespace)
         if body is None:
             self._forget(record.key)

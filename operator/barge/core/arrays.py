@@ -250,6 +250,17 @@ def reason(size: int, p: Progress, verdict: Verdict) -> str:
     return "Children: " + ", ".join(f"{counts[s]} {s}" for s in JOB_STATES if counts[s])
 
 
+def replacing(previous: Mapping[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """`status` (arrayProperties) as a JSON merge patch that replaces `previous`: a merge patch keeps
+    map keys it does not name, so a count no child has any more (failureCounts) is sent as null."""
+    patch = dict(status)
+    for name in ("failureCounts", "children"):
+        stale = set(previous.get(name) or {}) - set(status.get(name) or {})
+        if stale:
+            patch[name] = {**dict.fromkeys(sorted(stale)), **(status.get(name) or {})}
+    return patch
+
+
 def progress_patch(size: int, p: Progress, verdict: Verdict) -> JobStatusPatch:
     done = len(p.settled.succeeded) + len(p.settled.failed)
     return {"arrayProperties": array_status(size, p), "statusReason": reason(size, p, verdict),
