@@ -186,8 +186,22 @@ class ComputeResources(Model):
 
 
 class ComputeEnvironmentSpec(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=Cel(
+            {"rule": "self.type == 'MANAGED' || !has(self.computeResources.minvCpus)"
+                     " || self.computeResources.minvCpus == 0",
+             "message": "minvCpus applies only to MANAGED environments (an UNMANAGED one uses the nodes that exist)",
+             "fieldPath": ".computeResources.minvCpus"},
+            {"rule": "self.type == 'MANAGED' || !has(self.computeResources.desiredvCpus)",
+             "message": "desiredvCpus applies only to MANAGED environments (an UNMANAGED one uses the nodes that exist)",
+             "fieldPath": ".computeResources.desiredvCpus"},
+        ),
+    )
     type: Literal["MANAGED", "UNMANAGED"] = Field(
-        "MANAGED", json_schema_extra=Cel(("self == oldSelf", "type is immutable")))
+        "UNMANAGED", json_schema_extra=Cel(("self == oldSelf", "type is immutable")),
+        description="UNMANAGED (the default): the nodes that match computeResources.nodeSelector. MANAGED "
+                    "(nodes provisioned through Karpenter) is not supported yet: such an environment is INVALID.")
     state: State = "ENABLED"
     computeResources: ComputeResources
 
