@@ -300,7 +300,8 @@ def test_a_managed_environment_is_invalid_until_barge_provisions_nodes(barge: Ba
         return status if status.get("status") == "INVALID" else None
 
     status = eventually(invalid, 30, message="the MANAGED environment INVALID")
-    assert status["statusReason"].startswith("spec.type: MANAGED environments") and "UNMANAGED" in status["statusReason"]
+    said = status["statusReason"]
+    assert said.startswith("spec.type: MANAGED environments") and "UNMANAGED" in said
     reason = eventually(lambda: barge.status("waits").get("statusReason") if barge.status("waits").get("waiting")
                         else None, 30, message="the waiting job's reason")
     assert ce in reason and barge.status("waits")["state"] == "RUNNABLE"

@@ -191,10 +191,12 @@ class ComputeEnvironmentSpec(Model):
         json_schema_extra=Cel(
             {"rule": "self.type == 'MANAGED' || !has(self.computeResources.minvCpus)"
                      " || self.computeResources.minvCpus == 0",
-             "message": "minvCpus applies only to MANAGED environments (an UNMANAGED one uses the nodes that exist)",
+             "message": "minvCpus applies only to MANAGED environments "
+                        "(an UNMANAGED one uses the nodes that exist)",
              "fieldPath": ".computeResources.minvCpus"},
             {"rule": "self.type == 'MANAGED' || !has(self.computeResources.desiredvCpus)",
-             "message": "desiredvCpus applies only to MANAGED environments (an UNMANAGED one uses the nodes that exist)",
+             "message": "desiredvCpus applies only to MANAGED environments "
+                        "(an UNMANAGED one uses the nodes that exist)",
              "fieldPath": ".computeResources.desiredvCpus"},
         ),
     )

@@ -201,7 +201,8 @@ class EnvironmentRecord:
         return self.spec.get("state", ENABLED) == ENABLED and self.invalid_reason is None
 
     def to_core(self) -> Environment:
-        return Environment(self.name, self.enabled, self.capacity, "DISABLED" if self.invalid_reason is None else "INVALID")
+        closed = "DISABLED" if self.invalid_reason is None else "INVALID"
+        return Environment(self.name, self.enabled, self.capacity, closed)
 
     def reference(self) -> dict[str, Any]:
         return {"apiVersion": API_VERSION, "kind": "ComputeEnvironment",
