@@ -28,6 +28,7 @@ from tests.e2e.conftest import OperatorProcess, metrics_url
 from tests.e2e.faults.conftest import fault_seed, full_scale
 from tests.e2e.faults.observer import Observer
 from tests.e2e.faults.workload import Mix, plan, verdict, wait_finished
+from tests.e2e.kube import eventually
 
 MIX = Mix(singles=300, chains=12, arrays=6, array_sizes=(5, 20)) if full_scale() else \
     Mix(singles=24, chains=3, arrays=2, array_sizes=(5, 10))
@@ -38,10 +39,14 @@ FINISH_SECONDS = 900 if full_scale() else 300
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800 if full_scale() else 900)]
 
 
-def counters(url: str) -> dict[str, float]:
-    """Every sample of the operator's /metrics, keyed `name{label=value,...}`."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
+def counters(url: str) -> dict[str, float] | None:
+    """Every sample of the operator's /metrics, keyed `name{label=value,...}`; None while it does
+    not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
     found: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -74,7 +79,7 @@ def test_control_plane_faults_lose_nothing_and_the_operator_says_what_happened(
     barge.apply(compute_environment(ce, QUOTA), job_queue(queue, [ce]))
     barge.apply(*work.definitions)
     thirds = [work.batchjobs[i::3] for i in range(3)]
-    before = counters(url)
+    before = eventually(lambda: counters(url), 30, message="the operator's /metrics")
     injected: list[str] = []
 
     def fault(what: str, action: Callable[[], Any]) -> None:
@@ -104,7 +109,7 @@ def test_control_plane_faults_lose_nothing_and_the_operator_says_what_happened(
     observer.sweep()
     duration = time.monotonic() - began
     judged = verdict(work, statuses, observer)
-    after = counters(url)
+    after = eventually(lambda: counters(url), 30, message="the operator's /metrics")
     relists = total(after, "barge_watch_relists_total") - total(before, "barge_watch_relists_total")
     errors = total(after, "barge_kubernetes_api_errors_total") - total(before, "barge_kubernetes_api_errors_total")
     log = process.log_path.read_text(errors="replace")
