@@ -41,15 +41,18 @@ def object_schema(kind: str) -> dict[str, Any]:
 
 
 def _plain(schema: Any) -> Any:
-    """The schema without Kubernetes' extensions (hypothesis-jsonschema knows JSON Schema only);
-    int-or-string fields become strings."""
+    """The schema without Kubernetes' extensions (hypothesis-jsonschema knows JSON Schema only):
+    int-or-string fields become strings, and objects with declared fields take no others."""
     if isinstance(schema, list):
         return [_plain(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
     if schema.get("x-kubernetes-int-or-string"):
         return {"type": "string", "maxLength": 20}
-    return {k: _plain(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
+    plain = {k: _plain(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
+    if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        plain["additionalProperties"] = False  # a structural schema knows no other fields
+    return plain
 
 
 def draw_specs(kind: str, count: int, seed_value: int) -> list[dict[str, Any]]:
