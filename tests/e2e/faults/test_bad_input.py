@@ -126,9 +126,13 @@ def test_bad_input_is_refused_naming_the_field_or_ends_with_a_reason(
     huge_env = barge.cluster.batchjob(barge.namespace, "huge-env")
     huge_env.setdefault("status", {})
     states: dict[str, int] = {}
+    reasons: dict[str, int] = {}  # why accepted jobs failed, by their reason's first words
     for n in accepted_jobs:
         state = str(statuses.get(n, {}).get("state"))
         states[state] = states.get(state, 0) + 1
+        if state == FAILED:
+            head = " ".join(str(statuses[n].get("statusReason")).split()[:6])
+            reasons[head] = reasons.get(head, 0) + 1
     with capsys.disabled():
         print(f"""
 fault tier figures (bad input, seed {seed}):
@@ -141,7 +145,9 @@ fault tier figures (bad input, seed {seed}):
   huge                       huge-env {huge_env['status'].get('state')} ({len(json.dumps(huge_env))} bytes), \
 many-deps {statuses.get('many-deps', {}).get('state')}, big-array {big['status'].get('state')} \
 (status {len(json.dumps(big['status']))} bytes)
-  canary                     {canary['state']}""", flush=True)
+  canary                     {canary['state']}
+  why accepted jobs failed   {'; '.join(f'{n} x {r}' for r, n in sorted(reasons.items(), key=lambda i: -i[1]))}""",
+              flush=True)
 
     assert process.process is not None and process.process.poll() is None, f"{replay} the operator exited"
     assert canary["state"] == SUCCEEDED, f"{replay} the canary after the corpus: {canary}"
