@@ -170,13 +170,15 @@ async def job(request: web.Request) -> web.Response:
         other = store.get("batchjobs", namespace, dependency.get("jobName", "")) if dependency.get("jobName") else None
         dependencies.append({**dependency, "state": queries.state(other) if other else
                              ("-" if not dependency.get("jobName") else "does not exist yet")})
+    upstream = {d["jobName"]: d["state"] for d in dependencies if d.get("jobName")}
     attempts = list(status.get("attempts") or [])
     child_attempts = [(index, n, a) for index, child in sorted(((status.get("arrayProperties") or {}).get("children")
                                                                or {}).items(), key=lambda kv: int(kv[0]))
                       for n, a in enumerate(child.get("attempts") or [], 1)]
     live_pods = sorted((p.metadata.name for p in pods), reverse=True)[:50]
     return _render(request, "job.html", job=found, status=status, state=queries.state(found), position=position,
-                   waits_for=queries.waits_for(found), attempts=attempts, child_attempts=child_attempts[:200],
+                   waits_for=queries.waits_for(found, upstream), attempts=attempts,
+                   child_attempts=child_attempts[:200],
                    graph=queries.dependency_graph(found, namespace_jobs) if may_list else queries.Graph(),
                    dependencies=dependencies, children=children, pods=live_pods,
                    timeline=_timeline(found), node_size=(queries.NODE_W, queries.NODE_H))

@@ -96,15 +96,23 @@ def queue_position(job: Obj, jobs: Iterable[Obj]) -> tuple[int, int] | None:
     return (keys.index(key(job)) + 1, len(keys)) if key(job) in keys else None
 
 
-def waits_for(job: Obj) -> str:
+def waits_for(job: Obj, dependency_states: dict[str, str] | None = None) -> str:
     """What the job waits for, in words, or "" when it waits for nothing."""
     current, reason = state(job), (job.get("status") or {}).get("statusReason") or ""
-    if current in ("SUBMITTED",):
+    if current == "SUBMITTED":
         return "the operator to admit it"
     if current == "PENDING":
-        return f"its dependencies: {reason}" if reason else "its dependencies"
+        open_ones = [f"{name} ({found})" for name, found in (dependency_states or {}).items()
+                     if found not in ("SUCCEEDED", "FAILED")]
+        return "dependencies: " + ", ".join(open_ones) if open_ones else "its dependencies"
     if current == "RUNNABLE":
-        return f"capacity: {reason}" if reason else "capacity in its queue's compute environments"
+        category = reason.split(" - ", 1)[0]
+        return {"CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY": "capacity now in use by other jobs to be freed",
+                "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE":
+                    "nothing that will come: it is bigger than every compute environment of its queue can hold",
+                "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT":
+                    "a compute environment that provides its kind of resource"}.get(
+            category, f"its turn: {reason}" if reason else "capacity in its queue's compute environments")
     if current == "STARTING":
         return f"its container to start{': ' + reason if reason else ''}"
     return ""
