@@ -211,7 +211,7 @@ def test_a_bearer_token_login_acts_with_that_users_rights(operator: Cluster, bro
                                                            barge: Barge) -> None:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     queue = setup_queue(barge)
-    barge.apply(batch_job("mine", "quick", queue))
+    barge.apply(batch_job("mine", "hold", queue))
     ns = barge.namespace
     operator.kubectl("-n", ns, "create", "serviceaccount", "viewer")
     operator.kubectl("-n", ns, "create", "role", "barge-viewer", "--verb=get,list,watch",
