@@ -4,6 +4,7 @@ children, the submit form's checks, and when the local kubeconfig may act for a 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import kubernetes
@@ -202,3 +203,35 @@ def test_a_token_configuration_carries_only_the_users_token() -> None:
     assert (user.host, user.ssl_ca_cert) == ("https://api:6443", "/ca.crt")
     assert user.cert_file is None and user.key_file is None
     assert base.api_key == {"authorization": "Bearer admin"}, "the base is unchanged"
+
+
+def test_the_jobs_page_serves_a_page_of_a_filled_store_over_http() -> None:
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from barge.bench.console_page import PAGES, OpenAccess, filled_store, measure
+    from barge.console.access import Session
+    from barge.console.app import build_app
+
+    async def fetch() -> tuple[int, str, int, str]:
+        access = OpenAccess(base=None, local=True)
+        session = Session("s", api_client=None, user="u")
+        access.sessions[session.id] = session
+        client = TestClient(TestServer(build_app(access, filled_store(120))), cookies={"barge_console_session": "s"})
+        await client.start_server()
+        try:
+            page = await client.get("/jobs?namespace=team-3&sort=name&page=2")
+            bad = await client.get("/jobs?state=DONE&fragment=1")
+            return page.status, await page.text(), bad.status, await bad.text()
+        finally:
+            await client.close()
+
+    status, html, bad_status, bad_html = asyncio.run(fetch())
+    assert status == 200
+    assert "12 jobs" in html, "team-3 holds every tenth of 120 jobs"
+    rows = re.findall(r'<tr data-job="([^"]+)"', html)
+    assert rows == sorted(rows) and len(rows) == 12, "page 2 is past the end: the last page, sorted by name"
+    assert bad_status == 400 and "unknown state &#39;DONE&#39;" in bad_html and "<html" not in bad_html
+    figures = asyncio.run(measure(200, 1))
+    assert set(figures) == {*PAGES, "/jobs after a change"}

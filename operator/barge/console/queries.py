@@ -69,18 +69,13 @@ def sort_key(sort: str) -> Callable[[Obj], Any]:
 
 
 def page_of(ordered: list[Obj], wanted: JobFilter, size: int = PAGE_SIZE) -> Page:
-    """`ordered` is already sorted by `wanted.sort`; only the page asked for is materialised."""
+    """`ordered` is already sorted by `wanted.sort`; a page past the end is the last page."""
     match = wanted.matches()
-    start = (wanted.page - 1) * size
-    items: list[Obj] = []
-    total = 0
-    for job in ordered:
-        if match(job):
-            if start <= total < start + size:
-                items.append(job)
-            total += 1
-    pages = max(1, -(-total // size))
-    return Page(items, total, min(wanted.page, pages), pages)
+    matching = [job for job in ordered if match(job)]
+    pages = max(1, -(-len(matching) // size))
+    page = min(wanted.page, pages)
+    start = (page - 1) * size
+    return Page(matching[start:start + size], len(matching), page, pages)
 
 
 def queue_position(job: Obj, jobs: Iterable[Obj]) -> tuple[int, int] | None:
