@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hmac
 from pathlib import Path
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from barge.console import calls, forms, live, queries
 from barge.console.access import SESSION_COOKIE, SESSION_SECONDS, Access, LoginError, Session
+from barge.console.keys import ACCESS, SESSION, STORE, VIEWS
 from barge.console.store import Store
 from barge.console.views import Views
 from barge.core.states import JOB_STATES
@@ -27,14 +29,15 @@ def _cookie(response: web.StreamResponse, session: Session, secure: bool) -> Non
 
 @web.middleware
 async def sessions(request: web.Request, handler: Any) -> web.StreamResponse:
-    access: Access = request.app["access"]
+    access: Access = request.app[ACCESS]
     session = access.session(request.cookies.get(SESSION_COOKIE))
     fresh = None
     if session is None and access.local:
         session = fresh = access.local_session()
     if session is None and not request.path.startswith(PUBLIC):
         raise web.HTTPSeeOther("/login")
-    request["session"] = session
+    if session is not None:
+        request[SESSION] = session
     if request.method == "POST" and session is not None and request.path != "/login":
         form = await request.post()
         if not hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
@@ -49,27 +52,27 @@ async def sessions(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def _views(request: web.Request) -> Views:
-    views: Views = request.app["views"]
+    views: Views = request.app[VIEWS]
     return views
 
 
 def _render(request: web.Request, template: str, http_status: int = 200, **context: Any) -> web.Response:
-    session: Session | None = request.get("session")
+    session: Session | None = request.get(SESSION)
     return _views(request).page(template, http_status=http_status, fragment=request.query.get("fragment") == "1",
-                                session=session, local=request.app["access"].local, path=request.path,
+                                session=session, local=request.app[ACCESS].local, path=request.path,
                                 query=request.query, **context)
 
 
 # --- login -------------------------------------------------------------------------------------
 
 async def login_page(request: web.Request) -> web.Response:
-    if request.app["access"].local:
+    if request.app[ACCESS].local:
         raise web.HTTPSeeOther("/")
     return _render(request, "login.html", error="")
 
 
 async def login(request: web.Request) -> web.Response:
-    access: Access = request.app["access"]
+    access: Access = request.app[ACCESS]
     form = await request.post()
     try:
         session = await access.login(str(form.get("token", "")))
@@ -81,7 +84,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    request.app["access"].logout(request["session"].id)
+    request.app[ACCESS].logout(request[SESSION].id)
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -90,9 +93,9 @@ async def logout(request: web.Request) -> web.Response:
 # --- pages -------------------------------------------------------------------------------------
 
 async def overview(request: web.Request) -> web.Response:
-    access: Access = request.app["access"]
-    store: Store = request.app["store"]
-    session = request["session"]
+    access: Access = request.app[ACCESS]
+    store: Store = request.app[STORE]
+    session = request[SESSION]
     allowed = {kind: await access.may(session, "list", kind) for kind in ("jobqueues", "computeenvironments")}
     queues = sorted(store.items("jobqueues"), key=lambda q: (-int(q["spec"].get("priority", 0)), q["metadata"]["name"]))
     environments = []
@@ -111,8 +114,8 @@ async def overview(request: web.Request) -> web.Response:
 
 
 async def jobs(request: web.Request) -> web.Response:
-    access: Access = request.app["access"]
-    store: Store = request.app["store"]
+    access: Access = request.app[ACCESS]
+    store: Store = request.app[STORE]
     query = request.query
     try:
         page = int(query.get("page", "1") or 1)
@@ -122,7 +125,7 @@ async def jobs(request: web.Request) -> web.Response:
                                state=query.get("state", "").strip().upper(), name=query.get("name", "").strip(),
                                sort=query.get("sort", "newest") or "newest", page=page)
     problems = wanted.problems()
-    denied = "" if await access.may(request["session"], "list", "batchjobs", wanted.namespace) else (
+    denied = "" if await access.may(request[SESSION], "list", "batchjobs", wanted.namespace) else (
         f"You may not list BatchJobs in namespace '{wanted.namespace}'." if wanted.namespace else
         "You may not list BatchJobs in every namespace: choose a namespace.")
     result = queries.Page([], 0, 1, 1)
@@ -141,20 +144,23 @@ async def jobs(request: web.Request) -> web.Response:
 
 
 async def job(request: web.Request) -> web.Response:
-    access: Access = request.app["access"]
-    store: Store = request.app["store"]
-    session: Session = request["session"]
+    access: Access = request.app[ACCESS]
+    store: Store = request.app[STORE]
+    session: Session = request[SESSION]
     namespace, name = request.match_info["namespace"], request.match_info["name"]
-    try:
-        found = await calls.get_job(session.api_client, namespace, name)
-    except calls.CallError as exc:
-        return _render(request, "error.html", http_status=exc.status or 502,
-                       message=f"BatchJob {namespace}/{name}: {exc}")
+    fetched, may_list, may_list_all = await asyncio.gather(
+        calls.get_job(session.api_client, namespace, name), access.may(session, "list", "batchjobs", namespace),
+        access.may(session, "list", "batchjobs"), return_exceptions=True)
+    if isinstance(fetched, calls.CallError):
+        return _render(request, "error.html", http_status=fetched.status or 502,
+                       message=f"BatchJob {namespace}/{name}: {fetched}")
+    if isinstance(fetched, BaseException):
+        raise fetched
+    found: dict[str, Any] = fetched
     status = found.get("status") or {}
-    may_list = await access.may(session, "list", "batchjobs", namespace)
-    namespace_jobs = store.namespace_jobs(namespace) if may_list else []
+    namespace_jobs = store.namespace_jobs(namespace) if may_list is True else []
     position = None
-    if await access.may(session, "list", "batchjobs"):
+    if may_list_all is True:
         queue = found["spec"].get("jobQueue")
         position = queries.queue_position(found, (j for j in store.items("batchjobs")
                                                    if j.get("spec", {}).get("jobQueue") == queue))
@@ -179,7 +185,7 @@ async def job(request: web.Request) -> web.Response:
     return _render(request, "job.html", job=found, status=status, state=queries.state(found), position=position,
                    waits_for=queries.waits_for(found, upstream), attempts=attempts,
                    child_attempts=child_attempts[:200],
-                   graph=queries.dependency_graph(found, namespace_jobs) if may_list else queries.Graph(),
+                   graph=queries.dependency_graph(found, namespace_jobs) if may_list is True else queries.Graph(),
                    dependencies=dependencies, children=children, pods=live_pods,
                    timeline=_timeline(found), node_size=(queries.NODE_W, queries.NODE_H))
 
@@ -198,7 +204,7 @@ def _timeline(found: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 async def pod_log(request: web.Request) -> web.Response:
-    session: Session = request["session"]
+    session: Session = request[SESSION]
     namespace, name, pod = request.match_info["namespace"], request.match_info["name"], request.match_info["pod"]
     try:
         found = await calls.get_job(session.api_client, namespace, name)
@@ -213,7 +219,7 @@ async def pod_log(request: web.Request) -> web.Response:
 
 
 async def stop(request: web.Request) -> web.Response:
-    session: Session = request["session"]
+    session: Session = request[SESSION]
     namespace, name, verb = request.match_info["namespace"], request.match_info["name"], request.match_info["verb"]
     form = await request.post()
     reason = str(form.get("reason", "")).strip()
@@ -239,11 +245,11 @@ def _choices(store: Store) -> dict[str, Any]:
 
 async def submit_page(request: web.Request) -> web.Response:
     values = {"namespace": request.query.get("namespace", "default")}
-    return _render(request, "submit.html", values=values, errors={}, yaml_text="", **_choices(request.app["store"]))
+    return _render(request, "submit.html", values=values, errors={}, yaml_text="", **_choices(request.app[STORE]))
 
 
 async def submit(request: web.Request) -> web.Response:
-    session: Session = request["session"]
+    session: Session = request[SESSION]
     form = await request.post()
     if "yaml" in form:
         result = forms.yaml_submission(str(form.get("yaml", "")), str(form.get("namespace", "")))
@@ -257,7 +263,7 @@ async def submit(request: web.Request) -> web.Response:
         else:
             raise web.HTTPSeeOther(f"/jobs/{created['metadata']['namespace']}/{created['metadata']['name']}")
     return _render(request, "submit.html", http_status=400, values=result.values, errors=result.errors,
-                   yaml_text=str(form.get("yaml", "")), **_choices(request.app["store"]))
+                   yaml_text=str(form.get("yaml", "")), **_choices(request.app[STORE]))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -266,7 +272,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 def build_app(access: Access, store: Store) -> web.Application:
     app = web.Application(middlewares=[sessions])
-    app["access"], app["store"], app["views"] = access, store, Views()
+    app[ACCESS], app[STORE], app[VIEWS] = access, store, Views()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from barge.console.access import Access, Session
+from barge.console.keys import ACCESS, SESSION, STORE
 from barge.console.store import Store
 
 HEARTBEAT_SECONDS = 15
@@ -26,9 +27,9 @@ async def _visible(access: Access, session: Session, kind: str, obj: dict[str, A
 async def events(request: web.Request) -> web.StreamResponse:
     """`text/event-stream`: one `change` event per watched change the user may see (kind, namespace,
     name and state only: the page fetches what it shows with the user's rights)."""
-    store: Store = request.app["store"]
-    access: Access = request.app["access"]
-    session: Session = request["session"]
+    store: Store = request.app[STORE]
+    access: Access = request.app[ACCESS]
+    session: Session = request[SESSION]
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(maxsize=10000)
 
