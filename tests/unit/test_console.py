@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from barge.console import forms, queries
-from barge.console.access import is_loopback, token_configuration
+from barge.console.access import is_loopback, loopback_host, token_configuration
 from barge.console.server import local_mode
 
 
@@ -211,18 +211,16 @@ def test_the_jobs_page_serves_a_page_of_a_filled_store_over_http() -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
     from barge.bench.console_page import PAGES, OpenAccess, filled_store, measure
-    from barge.console.access import Session
     from barge.console.app import build_app
 
     async def fetch() -> tuple[int, str, int, str]:
-        access = OpenAccess(base=None, local=True)
-        session = Session("s", api_client=None, user="u")
-        access.sessions[session.id] = session
-        client = TestClient(TestServer(build_app(access, filled_store(120))), cookies={"barge_console_session": "s"})
+        client = TestClient(TestServer(build_app(OpenAccess(base=None, local=True), filled_store(120))))
         await client.start_server()
         try:
             page = await client.get("/jobs?namespace=team-3&sort=name&page=2")
             bad = await client.get("/jobs?state=DONE&fragment=1")
+            rebound = await client.get("/jobs", headers={"Host": "attacker.example:8080"})
+            assert rebound.status == 403, "a page of another site, its name rebound to 127.0.0.1, reads nothing"
             return page.status, await page.text(), bad.status, await bad.text()
         finally:
             await client.close()
@@ -235,3 +233,10 @@ def test_the_jobs_page_serves_a_page_of_a_filled_store_over_http() -> None:
     assert bad_status == 400 and "unknown state &#39;DONE&#39;" in bad_html and "<html" not in bad_html
     figures = asyncio.run(measure(200, 1))
     assert set(figures) == {*PAGES, "/jobs after a change"}
+
+
+@pytest.mark.parametrize(("host", "local"), [
+    ("127.0.0.1:8080", True), ("localhost:8080", True), ("[::1]:8080", True), ("localhost", True),
+    ("attacker.example:8080", False), ("127.0.0.1.attacker.example", False), ("10.0.0.1:8080", False)])
+def test_local_mode_answers_only_to_a_loopback_host_header(host: str, local: bool) -> None:
+    assert loopback_host(host) is local

@@ -35,6 +35,8 @@ PAGES = {
 
 
 class OpenAccess(Access):
+    """Local mode, RBAC saying yes at once (the console caches each answer per user for 30 s)."""
+
     async def may(self, session: Session, verb: str, resource: str, namespace: str = "") -> bool:
         return True
 
@@ -64,10 +66,7 @@ def filled_store(jobs: int) -> Store:
 
 async def measure(jobs: int, repeat: int) -> dict[str, dict[str, float]]:
     store = filled_store(jobs)
-    access = OpenAccess(base=None, local=True)
-    session = Session("bench", api_client=None, user="bench")
-    access.sessions[session.id] = session
-    client = TestClient(TestServer(build_app(access, store)), cookies={"barge_console_session": session.id})
+    client = TestClient(TestServer(build_app(OpenAccess(base=None, local=True), store)))
     await client.start_server()
     results: dict[str, dict[str, float]] = {}
     try:

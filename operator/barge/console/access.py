@@ -32,6 +32,13 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+def loopback_host(host: str) -> bool:
+    """The Host header names this machine (so a page of another site, its name rebound to 127.0.0.1,
+    cannot read the local-mode console, which needs no sign-in)."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    return is_loopback(name.strip("[]"))
+
+
 def base_configuration(kubeconfig: str | None = None) -> Any:
     """Where the API server is (and its CA), from the pod's service account or the kubeconfig."""
     configuration = kubernetes.client.Configuration()
@@ -75,11 +82,14 @@ class Access:
         self.base = base
         self.local = local
         self.sessions: dict[str, Session] = {}
+        self._local: Session | None = None
 
     def local_session(self) -> Session:
-        session = Session(secrets.token_urlsafe(32), kubernetes.client.ApiClient(self.base), "kubeconfig")
-        self.sessions[session.id] = session
-        return session
+        """The one session of local mode: the kubeconfig's owner, on their own machine."""
+        if self._local is None:
+            self._local = Session(secrets.token_urlsafe(32), kubernetes.client.ApiClient(self.base), "kubeconfig")
+            self._local.created = float("inf")  # never expires
+        return self._local
 
     async def login(self, token: str) -> Session:
         token = token.strip()
@@ -97,6 +107,8 @@ class Access:
         except OSError as exc:
             raise LoginError(f"Cannot reach the API server: {type(exc).__name__}") from None
         session = Session(secrets.token_urlsafe(32), api_client, await self._whoami(api_client))
+        for stale in [s for s in self.sessions.values() if s.expired()]:
+            self.sessions.pop(stale.id, None)
         self.sessions[session.id] = session
         return session
 

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from barge.console import calls, forms, live, queries
-from barge.console.access import SESSION_COOKIE, SESSION_SECONDS, Access, LoginError, Session
+from barge.console.access import SESSION_COOKIE, SESSION_SECONDS, Access, LoginError, Session, loopback_host
 from barge.console.keys import ACCESS, SESSION, STORE, VIEWS
 from barge.console.store import Store
 from barge.console.views import Views
@@ -30,10 +30,12 @@ def _cookie(response: web.StreamResponse, session: Session, secure: bool) -> Non
 @web.middleware
 async def sessions(request: web.Request, handler: Any) -> web.StreamResponse:
     access: Access = request.app[ACCESS]
-    session = access.session(request.cookies.get(SESSION_COOKIE))
-    fresh = None
-    if session is None and access.local:
-        session = fresh = access.local_session()
+    if access.local:
+        if not loopback_host(request.host):
+            raise web.HTTPForbidden(text="The local console answers only to 127.0.0.1, localhost or [::1].")
+        session: Session | None = access.local_session()
+    else:
+        session = access.session(request.cookies.get(SESSION_COOKIE))
     if session is None and not request.path.startswith(PUBLIC):
         raise web.HTTPSeeOther("/login")
     if session is not None:
@@ -43,8 +45,6 @@ async def sessions(request: web.Request, handler: Any) -> web.StreamResponse:
         if not hmac.compare_digest(str(form.get("csrf", "")), session.csrf):
             raise web.HTTPForbidden(text="This form has expired; reload the page and try again.")
     response: web.StreamResponse = await handler(request)
-    if fresh is not None:
-        _cookie(response, fresh, request.secure)
     response.headers.setdefault("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
