@@ -230,6 +230,7 @@ def test_a_bearer_token_login_acts_with_that_users_rights(operator: Cluster, bro
         page.get_by_label("Bearer token").fill("not-a-token")
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("alert")).to_contain_text("did not accept")
+        shot(page, "login")
         page.get_by_label("Bearer token").fill(token)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(f"{server.url}/")

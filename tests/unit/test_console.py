@@ -240,3 +240,27 @@ def test_the_jobs_page_serves_a_page_of_a_filled_store_over_http() -> None:
     ("attacker.example:8080", False), ("127.0.0.1.attacker.example", False), ("10.0.0.1:8080", False)])
 def test_local_mode_answers_only_to_a_loopback_host_header(host: str, local: bool) -> None:
     assert loopback_host(host) is local
+
+
+def test_a_log_is_read_only_for_a_pod_of_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from barge.console import calls
+
+    pods = {"mine-1": "job-a", "other-1": "job-b"}
+
+    class FakeCore:
+        def __init__(self, api_client: Any) -> None:
+            self.api_client = api_client
+
+        def read_namespaced_pod(self, name: str, namespace: str) -> Any:
+            return SimpleNamespace(metadata=SimpleNamespace(labels={"barge.dev/job-id": pods[name]}))
+
+        def read_namespaced_pod_log(self, name: str, namespace: str, tail_lines: int) -> str:
+            return f"log of {name} as {self.api_client}"
+
+    monkeypatch.setattr(kubernetes.client, "CoreV1Api", FakeCore)
+    assert asyncio.run(calls.pod_log("user-client", "ns", "mine-1", "job-a")) == "log of mine-1 as user-client"
+    with pytest.raises(calls.CallError, match="does not belong to this job"):
+        asyncio.run(calls.pod_log("user-client", "ns", "other-1", "job-a"))
