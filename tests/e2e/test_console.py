@@ -206,6 +206,15 @@ def test_a_reserved_environment_variable_is_refused_next_to_the_field(
     shot(page, "submit-refused")
     assert [j["metadata"]["name"] for j in barge.cluster.batchjobs(barge.namespace)] == []
 
+    page.get_by_label("Environment variables").fill("MODE=fast")
+    expect(error).to_be_hidden()
+    page.get_by_label("Job definition").fill("no-such-definition")
+    page.get_by_role("button", name="Submit job").click()
+    expect(page.locator("#job-definition-error")).to_contain_text(
+        f"no job definition 'no-such-definition' in namespace '{barge.namespace}'")
+    expect(page.get_by_label("Environment variables")).to_have_value("MODE=fast")
+    assert barge.cluster.batchjobs(barge.namespace) == []
+
 
 def test_a_bearer_token_login_acts_with_that_users_rights(operator: Cluster, browser: Browser,
                                                            barge: Barge) -> None:

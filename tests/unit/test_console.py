@@ -264,3 +264,12 @@ def test_a_log_is_read_only_for_a_pod_of_the_job(monkeypatch: pytest.MonkeyPatch
     assert asyncio.run(calls.pod_log("user-client", "ns", "mine-1", "job-a")) == "log of mine-1 as user-client"
     with pytest.raises(calls.CallError, match="does not belong to this job"):
         asyncio.run(calls.pod_log("user-client", "ns", "other-1", "job-a"))
+
+
+def test_the_form_names_a_definition_or_queue_that_does_not_exist() -> None:
+    body = forms.submission(FORM).body
+    assert body is not None
+    assert forms.reference_problems(body, {"render"}, {"high"}) == {}
+    problems = forms.reference_problems(body, {"other"}, {"low"})
+    assert problems == {"job-definition": "no job definition 'render' in namespace 'team' (there: other)",
+                        "job-queue": "no job queue 'high'"}

@@ -255,6 +255,14 @@ async def submit(request: web.Request) -> web.Response:
         result = forms.yaml_submission(str(form.get("yaml", "")), str(form.get("namespace", "")))
     else:
         result = forms.submission({k: str(v) for k, v in form.items() if k != "csrf"})
+        if result.body is not None:
+            store: Store = request.app[STORE]
+            definitions = {d["metadata"]["name"] for d in store.items("jobdefinitions")
+                           if d["metadata"].get("namespace") == result.namespace}
+            result.errors.update(forms.reference_problems(
+                result.body, definitions, {q["metadata"]["name"] for q in store.items("jobqueues")}))
+            if result.errors:
+                result.body = None
     if result.body is not None:
         try:
             created = await calls.create_job(session.api_client, result.body)

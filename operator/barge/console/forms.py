@@ -190,3 +190,17 @@ def yaml_submission(text: str, default_namespace: str) -> Submission:
     metadata["namespace"] = result.namespace
     result.body = body
     return result
+
+
+def reference_problems(body: dict[str, Any], definitions: set[str], queues: set[str]) -> dict[str, str]:
+    """What the job names that does not exist, by field id (definitions: those of the job's namespace).
+    The operator would end such a job FAILED; the form says so before submitting."""
+    spec, namespace = body["spec"], body["metadata"]["namespace"]
+    problems = {}
+    if spec.get("jobDefinition") not in definitions:
+        known = ", ".join(sorted(definitions)[:10]) or "none"
+        problems["job-definition"] = (f"no job definition '{spec.get('jobDefinition')}' in namespace '{namespace}' "
+                                      f"(there: {known})")
+    if spec.get("jobQueue") not in queues:
+        problems["job-queue"] = f"no job queue '{spec.get('jobQueue')}'"
+    return problems
