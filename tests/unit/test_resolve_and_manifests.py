@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -113,3 +114,20 @@ def test_array_job_is_managed_by_barge_and_child_pods_carry_their_own_values() -
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["AWS_BATCH_JOB_ARRAY_INDEX"] == "500" and env["AWS_BATCH_JOB_ARRAY_SIZE"] == "1000"
     assert env["AWS_BATCH_JOB_ID"] == "uid-1:500" and env["AWS_BATCH_JOB_ATTEMPT"] == "2"
+
+
+def test_propagated_tags_all_reach_the_pods_and_those_that_can_be_labels_are_labels() -> None:
+    definition = {**DEFINITION, "propagateTags": True, "tags": {"team": "render", "cost center": "42"}}
+    resolved = resolve(definition, {"tags": {"team": "vfx", "note": "not a label value", "app": "x"}})
+    assert resolved.labels == {"team": "vfx", "app": "x"}  # the job's tag wins over the definition's
+    annotation = resolved.template["metadata"]["annotations"]["barge.dev/tags"]
+    assert json.loads(annotation) == {"team": "vfx", "cost center": "42", "note": "not a label value", "app": "x"}
+    pod = manifests.kubernetes_job(resolved, _placement())["spec"]["template"]["metadata"]
+    assert pod["labels"]["team"] == "vfx" and "cost center" not in pod["labels"]
+    assert json.loads(pod["annotations"]["barge.dev/tags"])["cost center"] == "42"
+
+
+def test_tags_stay_on_the_job_without_propagate_tags() -> None:
+    resolved = resolve({**DEFINITION, "tags": {"team": "render"}}, {"tags": {"app": "x"}})
+    assert resolved.labels == {} and "barge.dev/tags" not in (resolved.template.get("metadata") or {}).get(
+        "annotations", {})

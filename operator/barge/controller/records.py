@@ -8,7 +8,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from barge.api.models import label_key_problem, label_value_problem, toleration_problem
+from barge.api.models import toleration_problem
+from barge.core.labels import label_key_problem, label_value_problem
 from barge.core.manifests import Placement
 from barge.core.resolve import Resolved
 from barge.core.resources import Capacity, Resources, parse_bytes

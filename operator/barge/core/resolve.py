@@ -7,14 +7,16 @@ every attempt is built from it (manifests.py), so editing or deleting the defini
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from barge.core.labels import label_key_problem, label_value_problem
 from barge.core.resources import GPU_RESOURCE, Resources, parse_cpu_milli, pod_requests
+from barge.core.states import TAGS_ANNOTATION
 
 REF = re.compile(r"Ref::([A-Za-z0-9_\-]+)")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 class SpecError(ValueError):
@@ -73,8 +75,13 @@ def _apply_overrides(container: dict[str, Any], overrides: dict[str, Any]) -> No
         del container["resources"]
 
 
-def _valid_labels(tags: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in tags.items() if isinstance(v, str) and len(v) <= 63 and LABEL_VALUE.match(v)}
+def _propagated(template: dict[str, Any], tags: dict[str, str]) -> dict[str, str]:
+    """propagateTags: every tag is kept on the pods in the annotation barge.dev/tags (JSON), since
+    AWS's tags allow what labels do not; those that are valid labels are also labels (returned)."""
+    metadata = template.setdefault("metadata", {})
+    annotations = metadata.get("annotations") or {}
+    metadata["annotations"] = {**annotations, TAGS_ANNOTATION: json.dumps(tags, sort_keys=True, separators=(",", ":"))}
+    return {k: v for k, v in tags.items() if label_key_problem(k) is None and label_value_problem(v) is None}
 
 
 def resolve(definition: dict[str, Any], job_spec: dict[str, Any]) -> Resolved:
@@ -102,7 +109,7 @@ def resolve(definition: dict[str, Any], job_spec: dict[str, Any]) -> Resolved:
         request=request,
         retry_strategy={"attempts": retry.get("attempts", 1), "evaluateOnExit": retry.get("evaluateOnExit") or []},
         timeout_seconds=timeout.get("attemptDurationSeconds"),
-        labels=_valid_labels(tags) if definition.get("propagateTags") else {},
+        labels=_propagated(template, tags) if definition.get("propagateTags") and tags else {},
     )
 
 
