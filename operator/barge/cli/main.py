@@ -20,6 +20,14 @@ def build_parser() -> argparse.ArgumentParser:
     from barge.config import add_operator_arguments
 
     add_operator_arguments(operator)
+    aws_api = sub.add_parser(
+        "aws-api", help="serve AWS Batch's API (boto3, the aws CLI) over Barge's kinds",
+        description="An HTTP server speaking AWS Batch's REST-JSON API: requests signed with SigV4 by a key of "
+        "the credentials file are run as that key's Kubernetes user (impersonation), so RBAC decides.",
+        epilog="example: AWS_ENDPOINT_URL_BATCH=http://127.0.0.1:8787 aws batch describe-job-queues")
+    from barge.awsapi.main import add_arguments as add_aws_api_arguments
+
+    add_aws_api_arguments(aws_api)
     bench = sub.add_parser(
         "bench", help="measure Barge against the local cluster's own ceiling",
         description="Brings up the local cluster (client rate limits of the controllers and the scheduler "
@@ -42,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         return dev.run(args)
     if args.command in jobs.COMMANDS:
         return jobs.run(args)
+    if args.command == "aws-api":
+        from barge.awsapi.main import run as run_aws_api
+
+        return run_aws_api(args)
     if args.command == "bench":
         from barge.bench.run import run
 
