@@ -3,6 +3,7 @@ from PyPI; every response is checked against botocore's own `batch` model (tests
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -275,12 +277,13 @@ def error_of(call: Any) -> tuple[str, int, str]:
     return error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Message"]
 
 
-def signed(server: Server, path: str, body: bytes, secret: str, when: str | None = None) -> requests.Response:
+def signed(server: Server, path: str, body: bytes, secret: str, age: float = 0) -> requests.Response:
+    """A request signed by botocore's signer, `age` seconds ago."""
     request = AWSRequest(method="POST", url=server.endpoint + path, data=body,
                          headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(server.key, secret), "batch", REGION).add_auth(request)
-    if when:
-        request.headers.replace_header("X-Amz-Date", when)
+    then = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(seconds=age)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=then):
+        SigV4Auth(Credentials(server.key, secret), "batch", REGION).add_auth(request)
     return requests.post(server.endpoint + path, data=body, headers=dict(request.headers.items()), timeout=10)
 
 
@@ -293,9 +296,6 @@ def test_bad_requests_get_aws_errors_never_a_500(server: Server, operator: Clust
                           "no-such-queue"),
         "missing field": (lambda: loose.submit_job(jobName="x", jobQueue=server.queue), "jobDefinition"),
         "bad revision": (lambda: batch.submit_job(jobName="x", jobQueue=server.queue, jobDefinition="ok:7"), "ok:7"),
-        "inactive revision": (lambda: (batch.deregister_job_definition(jobDefinition="ok:1"),
-                                       batch.submit_job(jobName="x", jobQueue=server.queue, jobDefinition="ok:1")),
-                              "INACTIVE"),
         "unknown dependency": (lambda: batch.submit_job(
             jobName="x", jobQueue=server.queue, jobDefinition="ok:1",
             dependsOn=[{"jobId": "00000000-0000-0000-0000-000000000000"}]), "dependsOn[0].jobId"),
@@ -307,6 +307,9 @@ def test_bad_requests_get_aws_errors_never_a_500(server: Server, operator: Clust
                                                 arrayProperties={"size": "three"}), "arrayProperties.size"),
         "unknown job": (lambda: batch.cancel_job(jobId="00000000-0000-0000-0000-000000000000", reason="r"),
                         "does not exist"),
+        "inactive revision": (lambda: (batch.deregister_job_definition(jobDefinition="ok:1"),
+                                       batch.submit_job(jobName="x", jobQueue=server.queue, jobDefinition="ok:1")),
+                              "INACTIVE"),
     }
     for what, (call, named) in cases.items():
         code, status, message = error_of(call)
@@ -323,7 +326,7 @@ def test_bad_requests_get_aws_errors_never_a_500(server: Server, operator: Clust
 
     unsigned = requests.post(server.endpoint + "/v1/describejobqueues", data=b"{}", timeout=10)
     assert (unsigned.status_code, unsigned.headers["x-amzn-ErrorType"]) == (403, "MissingAuthenticationTokenException")
-    expired = signed(server, "/v1/describejobqueues", b"{}", server.secret, when="20200101T000000Z")
+    expired = signed(server, "/v1/describejobqueues", b"{}", server.secret, age=3600)
     assert expired.status_code == 403 and "Signature expired" in expired.json()["message"]
     good = signed(server, "/v1/describejobqueues", b"{}", server.secret)
     assert good.status_code == 200, good.text
