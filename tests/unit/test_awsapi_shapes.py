@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from barge.awsapi import mapping
 from barge.awsapi.errors import AwsError, client_error
 from barge.awsapi.identity import CredentialsError, parse_credentials
-from barge.awsapi.names import (Arns, definition_object_name, kube_base, parse_definition_ref, parse_job_id)
+from barge.awsapi.names import Arns, definition_object_name, kube_base, parse_definition_ref, parse_job_id
 from barge.core.resolve import resolve
 from tests.awsmodel import MODEL, problems
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from barge import __version__
-from barge.cli import dev, jobs
+from barge.cli import dev, imports, jobs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     jobs.add_parsers(sub)
     dev.add_parser(sub)
+    imports.add_parser(sub)
     operator = sub.add_parser("operator", help="run the Barge operator against the current kubeconfig")
     from barge.config import add_operator_arguments
 
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return dev.run(args)
     if args.command in jobs.COMMANDS:
         return jobs.run(args)
+    if args.command == "import-job-definition":
+        return imports.run(args)
     if args.command == "aws-api":
         from barge.awsapi.main import run as run_aws_api
 
