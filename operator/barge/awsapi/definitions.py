@@ -27,16 +27,19 @@ PLURAL = "jobdefinitions"
 REGISTER_TRIES = 5
 
 
-async def family(ctx: Context, name: str) -> list[dict[str, Any]]:
-    """Every revision of `name`, oldest first."""
+async def family(ctx: Context, name: str, plain: bool = True) -> list[dict[str, Any]]:
+    """Revisions of `name`, oldest first: those registered here, and (`plain`, or when there are none)
+    the JobDefinition applied with kubectl under that very name."""
     path = path_of(PLURAL, ctx.namespace)
     try:
         labelled = await ctx.kube.list(ctx.who, path, f"{FAMILY_LABEL}={kube_base(name)}")
         revisions = [o for o in labelled if mapping.definition_identity(o)[0] == name]
+        if revisions and not plain:
+            return sorted(revisions, key=lambda o: mapping.definition_identity(o)[1])
         try:
-            plain = await ctx.kube.get(ctx.who, path_of(PLURAL, ctx.namespace, name))
-            if REVISION_LABEL not in (plain["metadata"].get("labels") or {}):
-                revisions.append(plain)
+            applied = await ctx.kube.get(ctx.who, path_of(PLURAL, ctx.namespace, name))
+            if REVISION_LABEL not in (applied["metadata"].get("labels") or {}):
+                revisions.append(applied)
         except KubeError as exc:
             if exc.status != 404:
                 raise
@@ -65,9 +68,13 @@ async def register(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
 async def find(ctx: Context, value: Any, field: str = "jobDefinition") -> dict[str, Any]:
     """The revision a reference names (the latest ACTIVE one for a bare name)."""
     ref = parse_definition_ref(value, field)
-    revisions = await family(ctx, ref.name)
+    # A kubectl-applied definition is revision 1: it is read only when it can be the one asked for.
+    revisions = await family(ctx, ref.name, plain=ref.revision == 1)
     if ref.revision is None:
         active = [o for o in revisions if mapping.definition_identity(o)[2] == ACTIVE]
+        if not active:
+            revisions = await family(ctx, ref.name)
+            active = [o for o in revisions if mapping.definition_identity(o)[2] == ACTIVE]
         if not active:
             raise client_error(f"{field}: no ACTIVE revision of job definition {ref.name!r}")
         return active[-1]

@@ -6,6 +6,7 @@ found by listing."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -79,9 +80,9 @@ async def _dependencies(ctx: Context, request: dict[str, Any]) -> list[dict[str,
 async def submit(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     name = check_aws_name(request.get("jobName"), "jobName")
     queue = name_of(request.get("jobQueue"), "job-queue", "jobQueue")
-    definition, definition_arn = await definitions.resolve(ctx, request.get("jobDefinition"))
-    await _queue_exists(ctx, queue)
-    body = mapping.submit_to_batchjob(request, definition, definition_arn, await _dependencies(ctx, request))
+    (definition, definition_arn), _, dependencies = await asyncio.gather(
+        definitions.resolve(ctx, request.get("jobDefinition")), _queue_exists(ctx, queue), _dependencies(ctx, request))
+    body = mapping.submit_to_batchjob(request, definition, definition_arn, dependencies)
     try:
         created = await ctx.kube.create(ctx.who, path_of(PLURAL, ctx.namespace), body)
         job_id = str(created["metadata"]["uid"])

@@ -65,7 +65,7 @@ class Bench:
         self.endpoint = ""
 
     def start(self, workdir: Path) -> None:
-        self.core.create_namespace({"metadata": {"name": self.name}})
+        self.core.create_namespace(kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=self.name)))
         credentials = workdir / "credentials.yaml"
         credentials.write_text(yaml.safe_dump([{"accessKeyId": "AKIDBENCH", "secretAccessKey": "bench",
                                                 "username": "bench", "groups": ["system:masters"]}]))
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kubeconfig = os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config"))
     bench = Bench(kubeconfig, args.concurrency)
-    api, direct = [], []
+    api: list[float] = []
+    direct: list[float] = []
     with tempfile.TemporaryDirectory() as workdir:
         bench.start(Path(workdir))
         try:
