@@ -59,3 +59,16 @@ def test_the_dependents_of_a_job_include_those_that_name_its_id_until_forgotten(
     assert store.dependents(first.key) == {by_id.key, by_name.key}
     store.forget(by_id.key)
     assert store.dependents(first.key) == {by_name.key}
+
+
+def test_n_to_n_by_id_gates_each_child_on_the_same_child_of_that_array() -> None:
+    store = Store()
+    first = batchjob("first", state="PENDING")
+    first["spec"]["arrayProperties"] = {"size": 3}
+    first["status"]["arrayProperties"] = {"size": 3, "succeededIndices": "0", "failedIndices": "1"}
+    store.remember(first)
+    second = batchjob("second", depends_on=[{"jobId": "uid-first", "type": "N_TO_N"}])
+    second["spec"]["arrayProperties"] = {"size": 3}
+    record = store.remember(second)
+    gate = Dependencies(store).child_gate(record, record.spec["dependsOn"])
+    assert [gate(i) for i in range(3)] == [None, "Dependent Job failed", "wait"]
