@@ -81,6 +81,15 @@ def test_tampered_expired_or_foreign_requests_are_refused(change: str, expected:
         assert "Signature expired" in caught.value.message
 
 
+def test_a_declared_payload_hash_must_be_the_bodys() -> None:
+    request = AWSRequest(method="POST", url=f"http://{HOST}/v1/describejobs", data=b'{"jobs": []}',
+                         headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    with mock.patch("botocore.auth.get_current_datetime", return_value=NOW.replace(tzinfo=None)):
+        SigV4Auth(Credentials("AKID", "secret"), "batch", "eu-west-1").add_auth(request)
+    request.headers["Host"] = HOST
+    assert code_of(request, body=b'{"jobs": ["anything"]}') == ("InvalidSignatureException", 403)
+
+
 def test_within_the_fifteen_minute_window_is_accepted() -> None:
     assert check(signed(at=NOW - datetime.timedelta(minutes=14)))
 

@@ -4,6 +4,7 @@ headers and the body, and compared in constant time. No crypto of our own."""
 from __future__ import annotations
 
 import datetime
+import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping
@@ -83,6 +84,10 @@ def verify(method: str, raw_path: str, headers: Mapping[str, str], body: bytes,
         signed = {name: lower[name] for name in auth.signed_headers}
     except KeyError as exc:
         raise invalid_signature(f"Signed header '{exc.args[0]}' is missing from the request.") from None
+    declared = lower.get("x-amz-content-sha256")
+    if declared is not None and declared != hashlib.sha256(body).hexdigest():
+        # botocore would sign the declared hash instead of the body: a body must be the one signed
+        raise invalid_signature("The provided 'x-amz-content-sha256' header does not match what was computed.")
     expected = _signature(method, raw_path, signed, body, auth, secret, stamp)
     if not hmac.compare_digest(expected, auth.signature):
         raise invalid_signature()
