@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from barge.awsapi import mapping
+from barge.awsapi import job_detail, mapping, pod_template
 from barge.awsapi.errors import AwsError, client_error
 from barge.awsapi.identity import CredentialsError, parse_credentials
 from barge.awsapi.names import Arns, definition_object_name, kube_base, parse_definition_ref, parse_job_id
@@ -79,7 +79,7 @@ CONTAINER = {
 
 
 def test_container_properties_become_the_pod_template_field_by_field() -> None:
-    template = mapping.container_properties_to_template(CONTAINER)
+    template = pod_template.container_properties_to_template(CONTAINER)
     spec = template["spec"]
     main = spec["containers"][0]
     assert main["args"] == ["echo", "Ref::x"] and "command" not in main
@@ -94,7 +94,7 @@ def test_container_properties_become_the_pod_template_field_by_field() -> None:
 
 
 def test_container_properties_survive_the_round_trip() -> None:
-    back = mapping.template_to_container_properties(mapping.container_properties_to_template(CONTAINER))
+    back = pod_template.template_to_container_properties(pod_template.container_properties_to_template(CONTAINER))
     assert back == {**CONTAINER, "jobRoleArn": "reporter",
                     "resourceRequirements": [{"type": "VCPU", "value": "0.5"}, {"type": "MEMORY", "value": "256"},
                                              {"type": "GPU", "value": "1"}]}
@@ -108,7 +108,7 @@ def test_container_properties_survive_the_round_trip() -> None:
     ("fargatePlatformConfiguration", {"platformVersion": "LATEST"}),
 ])
 def test_what_cannot_map_is_refused_naming_the_field(field: str, value: Any) -> None:
-    message = refused(lambda: mapping.container_properties_to_template({**CONTAINER, field: value}))
+    message = refused(lambda: pod_template.container_properties_to_template({**CONTAINER, field: value}))
     assert f"containerProperties.{field}" in message
 
 
@@ -121,7 +121,7 @@ def test_what_cannot_map_is_refused_naming_the_field(field: str, value: Any) -> 
     ({"image": None}, "containerProperties.image"),
 ])
 def test_unmappable_values_name_the_field(changed: dict[str, Any], named: str) -> None:
-    assert named in refused(lambda: mapping.container_properties_to_template({**CONTAINER, **changed}))
+    assert named in refused(lambda: pod_template.container_properties_to_template({**CONTAINER, **changed}))
 
 
 def test_registration_is_one_labelled_revision_that_barge_resolves() -> None:
@@ -156,14 +156,14 @@ def test_eks_properties_are_the_pod_template_and_back() -> None:
     eks = {"podProperties": {"serviceAccountName": "sa", "containers": [
         {"image": "busybox", "command": ["sleep"], "args": ["5"], "env": [{"name": "A", "value": "1"}],
          "resources": {"requests": {"cpu": "1"}}}], "metadata": {"labels": {"team": "a"}}}}
-    template = mapping.eks_properties_to_template(eks)
+    template = pod_template.eks_properties_to_template(eks)
     assert template["spec"]["containers"][0]["name"] == "main"
     assert template["metadata"] == {"labels": {"team": "a"}}
-    back = mapping.template_to_eks_properties(template)
+    back = pod_template.template_to_eks_properties(template)
     assert back["podProperties"]["containers"][0]["args"] == ["5"]
     assert not problems("RegisterJobDefinition", {"jobDefinitionName": "x", "type": "container",
                                                   "eksProperties": back}, "input")
-    assert "podProperties.containers[0].imagePullSecretsX" in refused(lambda: mapping.eks_properties_to_template(
+    assert "podProperties.containers[0].imagePullSecretsX" in refused(lambda: pod_template.eks_properties_to_template(
         {"podProperties": {"containers": [{"image": "b", "imagePullSecretsX": [1]}]}}))
 
 
@@ -180,7 +180,7 @@ def test_a_submission_is_a_batchjob_with_the_revision_it_resolved() -> None:
     assert spec["overrides"] == {"args": ["a"], "env": [{"name": "E", "value": "v"}], "vcpus": 2.0, "gpus": 1}
     assert spec["arrayProperties"] == {"size": 5} and spec["dependsOn"] == [{"type": "SEQUENTIAL"}]
     assert job["metadata"]["generateName"].startswith(kube_base("My_Job"))
-    assert mapping.job_name_of(job) == "My_Job"
+    assert job_detail.job_name_of(job) == "My_Job"
 
 
 @pytest.mark.parametrize(("request_", "named"), [
@@ -219,18 +219,18 @@ def test_a_batchjob_as_describe_jobs_answers_it() -> None:
                                     "children": {"2": {"attempts": [{"exitCode": 3, "podName": "p",
                                                                      "startedAt": "2026-11-30T10:00:06Z",
                                                                      "stoppedAt": "2026-11-30T10:00:07Z"}]}}})
-    detail = mapping.batchjob_to_detail(job, ARNS, {"before": "id-of-before"})
+    detail = job_detail.batchjob_to_detail(job, ARNS, {"before": "id-of-before"})
     assert (detail["createdAt"], detail["startedAt"], detail["stoppedAt"]) == (
         1796032800250, 1796032805000, 1796032809000)
     assert detail["jobName"] == "My_Job" and detail["jobQueue"] == ARNS.queue("q")
     assert detail["dependsOn"] == [{"jobId": "id-of-before"}]
     assert detail["arrayProperties"]["statusSummary"] == {"SUBMITTED": 0, "PENDING": 0, "RUNNABLE": 0, "STARTING": 0,
                                                           "RUNNING": 0, "SUCCEEDED": 3, "FAILED": 1}
-    child = mapping.child_detail(job, 2, None, ARNS, {})
+    child = job_detail.child_detail(job, 2, None, ARNS, {})
     assert (child["jobId"], child["status"], child["arrayProperties"]) == (f"{JOB_ID}:2", "FAILED", {"index": 2})
     assert child["attempts"][0]["container"] == {"exitCode": 3, "logStreamName": "p"}
     assert not problems("DescribeJobs", {"jobs": [detail, child]})
-    summary = mapping.batchjob_to_summary(job, ARNS)
+    summary = job_detail.batchjob_to_summary(job, ARNS)
     assert not problems("ListJobs", {"jobSummaryList": [summary]})
 
 
@@ -238,7 +238,7 @@ def test_a_batchjob_as_describe_jobs_answers_it() -> None:
     ("PENDING", "Running", "RUNNING"), ("PENDING", "Pending", "STARTING"), ("SUBMITTED", None, "SUBMITTED"),
 ])
 def test_an_unsettled_childs_state_comes_from_its_pod(parent: str, phase: str | None, expected: str) -> None:
-    assert mapping.child_state(batchjob(parent), 0, phase) == expected
+    assert job_detail.child_state(batchjob(parent), 0, phase) == expected
 
 
 def test_queues_and_environments_both_ways() -> None:

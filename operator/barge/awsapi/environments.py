@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from barge.awsapi import mapping
+from barge.awsapi import fields, mapping
 from barge.awsapi.context import Context, kube_error, page
 from barge.awsapi.errors import client_error
 from barge.awsapi.kubeapi import KubeError, path_of
@@ -43,7 +43,7 @@ async def create(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     if kind not in ("MANAGED", "UNMANAGED"):
         raise client_error(f"type: {kind!r} must be MANAGED or UNMANAGED")
     spec = mapping.environment_spec(request, create=True, kind=str(kind))
-    tags = mapping.check_tags(request.get("tags"))
+    tags = fields.check_tags(request.get("tags"))
     body = {"apiVersion": API_VERSION, "kind": "ComputeEnvironment",
             "metadata": {"name": name, **({"annotations": {TAGS_ANNOTATION: json.dumps(tags)}} if tags else {})},
             "spec": spec}

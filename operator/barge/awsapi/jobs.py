@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import Any
 
-from barge.awsapi import definitions, mapping
+from barge.awsapi import definitions, job_detail, mapping
 from barge.awsapi.context import Context, kube_error, page
 from barge.awsapi.errors import client_error
 from barge.awsapi.kubeapi import KubeError, path_of
@@ -32,7 +32,7 @@ async def find_jobs(ctx: Context, job_ids: set[str]) -> dict[str, dict[str, Any]
     """The BatchJobs with these ids (missing ids are left out)."""
     if not job_ids:
         return {}
-    found = {mapping.job_id_of(o): o for o in await _list(ctx, f"{JOB_ID_LABEL} in ({','.join(sorted(job_ids))})")}
+    found = {job_detail.job_id_of(o): o for o in await _list(ctx, f"{JOB_ID_LABEL} in ({','.join(sorted(job_ids))})")}
     if job_ids - set(found):
         for obj in await _list(ctx):
             if obj["metadata"].get("uid") in job_ids:
@@ -87,7 +87,7 @@ async def submit(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         created = await ctx.kube.create(ctx.who, path_of(PLURAL, ctx.namespace), body)
         job_id = str(created["metadata"]["uid"])
         await ctx.kube.merge_patch(ctx.who, path_of(PLURAL, ctx.namespace, created["metadata"]["name"]),
-                                   mapping.id_label_patch(job_id))
+                                   job_detail.id_label_patch(job_id))
     except KubeError as exc:
         raise kube_error(exc, f"job {name}") from None
     return {"jobArn": ctx.arns.job(job_id), "jobName": name, "jobId": job_id}
@@ -100,7 +100,7 @@ async def _names_to_ids(ctx: Context, objects: list[dict[str, Any]]) -> dict[str
     for name in names:
         try:
             obj = await ctx.kube.get(ctx.who, path_of(PLURAL, ctx.namespace, name))
-            out[name] = mapping.job_id_of(obj)
+            out[name] = job_detail.job_id_of(obj)
         except KubeError:
             continue
     return out
@@ -140,11 +140,11 @@ async def describe(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
             continue  # AWS leaves unknown ids out
         size = (obj["spec"].get("arrayProperties") or {}).get("size")
         if ref.index is None:
-            out.append(mapping.batchjob_to_detail(obj, ctx.arns, ids))
+            out.append(job_detail.batchjob_to_detail(obj, ctx.arns, ids))
         elif size and ref.index < size:
             if ref.job_id not in pods:
                 pods[ref.job_id] = await _child_pods(ctx, ref.job_id)
-            out.append(mapping.child_detail(obj, ref.index, pods[ref.job_id].get(ref.index), ctx.arns, ids))
+            out.append(job_detail.child_detail(obj, ref.index, pods[ref.job_id].get(ref.index), ctx.arns, ids))
     return {"jobs": out}
 
 
@@ -194,7 +194,7 @@ async def list_jobs(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         queue = name_of(request["jobQueue"], "job-queue", "jobQueue")
         objects = [o for o in await _list(ctx) if o["spec"].get("jobQueue") == queue]
         objects.sort(key=lambda o: (o["metadata"].get("creationTimestamp") or "", o["metadata"]["name"]))
-        summaries = [mapping.batchjob_to_summary(o, ctx.arns) for o in objects]
+        summaries = [job_detail.batchjob_to_summary(o, ctx.arns) for o in objects]
     summaries = [s for s in summaries if (wanted is None or s["status"] == wanted) and _matches(s, filters)]
     chunk, token = page(summaries, request)
     return {"jobSummaryList": chunk, **({"nextToken": token} if token else {})}
@@ -206,12 +206,12 @@ async def _children(ctx: Context, ref: JobRef) -> list[dict[str, Any]]:
     if not size or ref.index is not None:
         raise client_error(f"arrayJobId: {ref.job_id} is not an array job")
     phases = await _child_pods(ctx, ref.job_id)
-    summary = mapping.batchjob_to_summary(parent, ctx.arns)
+    summary = job_detail.batchjob_to_summary(parent, ctx.arns)
     out = []
     for index in range(size):
         child_id = f"{ref.job_id}:{index}"
         out.append({**summary, "jobId": child_id, "jobArn": ctx.arns.job(child_id),
-                    "status": mapping.child_state(parent, index, phases.get(index)),
+                    "status": job_detail.child_state(parent, index, phases.get(index)),
                     "arrayProperties": {"index": index}})
         out[-1].pop("statusReason", None)
         out[-1].pop("container", None)
@@ -251,7 +251,7 @@ async def snapshot(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     objects = [o for o in await _list(ctx) if o["spec"].get("jobQueue") == queue
                and (o.get("status") or {}).get("state") == "RUNNABLE"]
     objects.sort(key=lambda o: float((o.get("status") or {}).get("queuedAt") or 0))
-    front = [{"jobArn": ctx.arns.job(mapping.job_id_of(o)),
+    front = [{"jobArn": ctx.arns.job(job_detail.job_id_of(o)),
               "earliestTimeAtPosition": int(float((o.get("status") or {}).get("queuedAt") or 0) * 1000)}
              for o in objects[:100]]
     return {"frontOfQueue": {"jobs": front, "lastUpdatedAt": int(time.time() * 1000)}}

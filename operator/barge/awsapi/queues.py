@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from barge.awsapi import mapping
+from barge.awsapi import fields, mapping
 from barge.awsapi.context import Context, kube_error, page
 from barge.awsapi.errors import client_error
 from barge.awsapi.kubeapi import KubeError, path_of
@@ -49,7 +49,7 @@ async def create(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     name = check_kube_name(request.get("jobQueueName"), "jobQueueName")
     spec = mapping.queue_spec({k: v for k, v in request.items() if k != "schedulingPolicyArn"}, create=True)
     await _environments_exist(ctx, spec)
-    tags = mapping.check_tags(request.get("tags"))
+    tags = fields.check_tags(request.get("tags"))
     body = {"apiVersion": API_VERSION, "kind": "JobQueue",
             "metadata": {"name": name, **({"annotations": {TAGS_ANNOTATION: json.dumps(tags)}} if tags else {})},
             "spec": spec}

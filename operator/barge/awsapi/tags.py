@@ -10,7 +10,7 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-from barge.awsapi import definitions, environments, jobs, mapping, queues
+from barge.awsapi import definitions, environments, fields, jobs, queues
 from barge.awsapi.context import Context, kube_error
 from barge.awsapi.errors import client_error
 from barge.awsapi.kubeapi import KubeError, path_of
@@ -51,7 +51,7 @@ async def _patch(ctx: Context, path: str, patch: dict[str, Any]) -> None:
 
 async def tag(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     path, obj = await _resource(ctx, request.get("resourceArn"))
-    added = mapping.check_tags(request.get("tags"))
+    added = fields.check_tags(request.get("tags"))
     if not added:
         raise client_error("tags: at least one tag is required")
     if obj["kind"] == "JobDefinition":
@@ -61,7 +61,7 @@ async def tag(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         clash = sorted(k for k in added if k in fixed and fixed[k] != added[k])
         if clash:
             raise client_error(f"tags: {clash[0]!r} was given at submission and cannot be changed")
-        tags = {**mapping.tags_of(obj), **added}
+        tags = {**fields.tags_of(obj), **added}
         await _patch(ctx, path, {"metadata": {"annotations": {TAGS_ANNOTATION: json.dumps(tags)}}})
     return {}
 
@@ -78,11 +78,11 @@ async def untag(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     given = sorted(k for k in keys if k in fixed)
     if given:
         raise client_error(f"tagKeys: {given[0]!r} was given at submission and cannot be removed")
-    tags = {k: v for k, v in mapping.tags_of(obj).items() if k not in keys}
+    tags = {k: v for k, v in fields.tags_of(obj).items() if k not in keys}
     await _patch(ctx, path, {"metadata": {"annotations": {TAGS_ANNOTATION: json.dumps(tags)}}})
     return {}
 
 
 async def list_tags(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     _, obj = await _resource(ctx, request.get("resourceArn"))
-    return {"tags": {**dict((obj.get("spec") or {}).get("tags") or {}), **mapping.tags_of(obj)}}
+    return {"tags": {**dict((obj.get("spec") or {}).get("tags") or {}), **fields.tags_of(obj)}}
