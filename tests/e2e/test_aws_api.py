@@ -208,7 +208,7 @@ def test_boto3_registers_submits_arrays_dependencies_and_lists_until_succeeded(
             break
     assert len(pages) == 2 and sorted(i for page in pages for i in page) == sorted(ids)
     assert assert_valid("ListJobs", batch.list_jobs(jobQueue=server.queue))["jobSummaryList"] == []  # RUNNING only
-    named = assert_valid("ListJobs", batch.list_jobs(jobQueue=server.queue,
+    named = assert_valid("ListJobs", batch.list_jobs(jobQueue=server.queue, jobStatus="RUNNING",  # ignored
                                                      filters=[{"name": "JOB_NAME", "values": ["sing*"]}]))
     assert [s["jobId"] for s in named["jobSummaryList"]] == [single["jobId"]]
 
@@ -265,6 +265,13 @@ def test_an_unmodified_aws_batch_script_and_the_aws_cli(server: Server, operator
     assert shown.returncode == 0, shown.stderr
     detail = assert_valid("DescribeJobs", json.loads(shown.stdout))["jobs"][0]
     assert detail["jobName"] == "from-cli" and detail["arrayProperties"]["size"] == 2
+    explicit = subprocess.run([aws, "batch", "describe-job-queues", "--endpoint-url", server.endpoint,
+                               "--job-queues", server.queue],
+                              env={k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL_BATCH"},
+                              capture_output=True, text=True, timeout=60)
+    assert explicit.returncode == 0, explicit.stderr
+    queues = assert_valid("DescribeJobQueues", json.loads(explicit.stdout))["jobQueues"]
+    assert [q["jobQueueName"] for q in queues] == [server.queue]
     bad = subprocess.run([aws, "batch", "submit-job", "--job-name", "x", "--job-queue", "no-such-queue",
                           "--job-definition", "nightly"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "ClientException" in bad.stderr and "no-such-queue" in bad.stderr

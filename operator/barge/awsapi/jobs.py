@@ -184,8 +184,8 @@ async def list_jobs(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     if status is not None and status not in JOB_STATES:
         raise client_error(f"jobStatus: {status!r} is not one of {', '.join(JOB_STATES)}")
     filters = request.get("filters") or []
-    # AWS: with no filter and no status, only RUNNING jobs are listed; filters list every status.
-    wanted = status or (None if filters else "RUNNING")
+    # AWS: with filters, jobStatus is ignored and every status is listed; else the default is RUNNING.
+    wanted = None if filters else (status or "RUNNING")
     if bool(request.get("jobQueue")) == bool(request.get("arrayJobId")):
         raise client_error("exactly one of jobQueue and arrayJobId is required")
     if request.get("arrayJobId"):
