@@ -180,6 +180,20 @@ def test_a_submitted_array_its_children_and_its_dependents_as_aws_shows_them(ser
     assert served.kube.batchjob(array["jobId"])["spec"]["terminate"] == {"reason": "stop"}
 
 
+def test_bulk_cancel_and_terminate_answer_job_by_job(served: Served) -> None:
+    batch = served.client()
+    setup_queue(batch)
+    ids = [batch.submit_job(jobName=f"j{i}", jobQueue="q", jobDefinition="d")["jobId"] for i in range(2)]
+    unknown = "00000000-0000-0000-0000-000000000000"
+    answer = assert_valid("CancelJobs", batch.cancel_jobs(jobs=[ids[0], unknown], reason="bulk"))
+    assert answer["successful"] == [ids[0]]
+    assert [(e["job"], e["code"]) for e in answer["errors"]] == [(unknown, "ClientException")]
+    assert served.kube.batchjob(ids[0])["spec"]["cancel"] == {"reason": "bulk"}
+    answer = assert_valid("TerminateJobs", batch.terminate_jobs(jobs=ids, reason="stop"))
+    assert answer == {"successful": ids, "errors": []}
+    assert served.kube.batchjob(ids[1])["spec"]["terminate"] == {"reason": "stop"}
+
+
 def test_revisions_deregistration_and_pagination(served: Served) -> None:
     batch = served.client()
     setup_queue(batch)

@@ -12,7 +12,7 @@ from typing import Any
 
 from barge.awsapi import definitions, job_detail, mapping
 from barge.awsapi.context import Context, kube_error, page
-from barge.awsapi.errors import client_error
+from barge.awsapi.errors import AwsError, client_error
 from barge.awsapi.kubeapi import KubeError, path_of
 from barge.awsapi.names import JobRef, check_aws_name, name_of, parse_job_id
 from barge.core.states import ARRAY_INDEX_LABEL, JOB_ID_LABEL, JOB_STATES
@@ -242,6 +242,34 @@ async def cancel(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
 
 async def terminate(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     return await _stop(ctx, request, "terminate")
+
+
+BULK_MAX = 50
+
+
+async def _stop_each(ctx: Context, request: dict[str, Any], field: str) -> dict[str, Any]:
+    """CancelJobs / TerminateJobs: each job answered on its own, as AWS reports them."""
+    given = request.get("jobs") or []
+    if not 1 <= len(given) <= BULK_MAX:
+        raise client_error(f"jobs: between 1 and {BULK_MAX} job ids")
+    if not isinstance(request.get("reason"), str) or not request["reason"]:
+        raise client_error("reason: required")
+    successful, errors = [], []
+    for job in given:
+        try:
+            await _stop(ctx, {"jobId": job, "reason": request.get("reason")}, field)
+            successful.append(job)
+        except AwsError as error:
+            errors.append({"job": str(job), "code": error.code, "message": error.message})
+    return {"successful": successful, "errors": errors}
+
+
+async def cancel_each(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+    return await _stop_each(ctx, request, "cancel")
+
+
+async def terminate_each(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+    return await _stop_each(ctx, request, "terminate")
 
 
 async def snapshot(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,8 @@ Operation = Callable[[Context, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 OPERATIONS: dict[str, Operation] = {
     "SubmitJob": jobs.submit, "DescribeJobs": jobs.describe, "ListJobs": jobs.list_jobs,
-    "CancelJob": jobs.cancel, "TerminateJob": jobs.terminate, "GetJobQueueSnapshot": jobs.snapshot,
+    "CancelJob": jobs.cancel, "TerminateJob": jobs.terminate, "CancelJobs": jobs.cancel_each,
+    "TerminateJobs": jobs.terminate_each, "GetJobQueueSnapshot": jobs.snapshot,
     "RegisterJobDefinition": definitions.register, "DescribeJobDefinitions": definitions.describe,
     "DeregisterJobDefinition": definitions.deregister,
     "CreateJobQueue": queues.create, "UpdateJobQueue": queues.update, "DescribeJobQueues": queues.describe,
