@@ -12,6 +12,7 @@ class Settings:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
     metrics_address: str = "127.0.0.1"
     metrics_port: int = 9090  # 0 disables the metrics endpoint
+    metrics_when_leading: bool = False  # serve /metrics only once this replica leads
     api_concurrency: int = 32
     finished_job_retention_seconds: int = 7 * 24 * 3600  # 0 keeps finished BatchJobs forever
     kubernetes_job_ttl_seconds: int = 300
@@ -41,6 +42,11 @@ def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
                         help="address of the Prometheus endpoint (env BARGE_METRICS_ADDRESS)")
     parser.add_argument("--metrics-port", type=int, default=int(_env("METRICS_PORT", str(d.metrics_port))),
                         help="port of the Prometheus endpoint, 0 to disable (env BARGE_METRICS_PORT)")
+    parser.add_argument("--metrics-when-leading", action="store_true",
+                        default=_env("METRICS_WHEN_LEADING", "false") == "true",
+                        help="with --leader-elect, serve the Prometheus endpoint only once this replica leads: "
+                        "replicas that share one network (hostNetwork) then never answer for each other "
+                        "(env BARGE_METRICS_WHEN_LEADING=true)")
     parser.add_argument("--api-concurrency", type=int,
                         default=int(_env("API_CONCURRENCY", str(d.api_concurrency))),
                         help="concurrent Kubernetes API writes (env BARGE_API_CONCURRENCY)")
@@ -84,6 +90,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         namespaces=tuple(args.namespaces),
         metrics_address=args.metrics_address,
         metrics_port=args.metrics_port,
+        metrics_when_leading=args.metrics_when_leading,
         api_concurrency=args.api_concurrency,
         finished_job_retention_seconds=args.finished_job_retention,
         kubernetes_job_ttl_seconds=args.kubernetes_job_ttl,

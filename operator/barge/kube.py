@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kubernetes
+import urllib3
 from kubernetes.client.rest import ApiException
 
 from barge import metrics
@@ -86,6 +87,9 @@ class Kube:
                     return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
                 except ApiException as exc:
                     metrics.API_ERRORS.labels(verb, str(exc.status)).inc()
+                    raise
+                except (urllib3.exceptions.HTTPError, OSError):  # the apiserver unreachable
+                    metrics.API_ERRORS.labels(verb, "unreachable").inc()
                     raise
         finally:
             if is_job_write:

@@ -26,7 +26,8 @@ QUOTA_LIMIT = Gauge("barge_quota_limit", "Quota of a compute environment (cpu in
                     ["compute_environment", "resource"])
 QUOTA_USED = Gauge("barge_quota_used", "Admitted requests in a compute environment",
                    ["compute_environment", "resource"])
-API_ERRORS = Counter("barge_kubernetes_api_errors_total", "Kubernetes API errors", ["verb", "code"])
+API_ERRORS = Counter("barge_kubernetes_api_errors_total",
+                     "Kubernetes API errors (code: the HTTP status, or unreachable)", ["verb", "code"])
 EVENTS_DROPPED = Counter("barge_events_dropped_total",
                          "Kubernetes Events not posted because too many were waiting behind job writes")
 EVENTS_WAITING = Gauge("barge_events_waiting", "Kubernetes Events queued behind job writes, not posted yet")

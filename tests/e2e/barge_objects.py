@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import kubernetes
 import pytest
 
+from barge.core.states import GROUP, VERSION
 from tests.e2e.kube import Cluster, eventually
 
 API = "barge.dev/v1alpha1"
@@ -14,6 +16,8 @@ DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
 FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
 FAIL_CODE = "pod-container-running-failed.stage.kwok.x-k8s.io/exit-code"
 FAIL_DELAY = "pod-container-running-failed.stage.kwok.x-k8s.io/delay"
+PLURALS = {"ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues", "JobDefinition": "jobdefinitions",
+           "BatchJob": "batchjobs"}
 
 
 def compute_environment(name: str, max_vcpus: int, pool: str = "cpu", state: str = "ENABLED",
@@ -71,8 +75,7 @@ class Barge:
         namespaced = []
         for obj in objects:
             if obj["kind"] in ("ComputeEnvironment", "JobQueue"):
-                plural = {"ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues"}[obj["kind"]]
-                self._cluster_scoped.append((plural, obj["metadata"]["name"]))
+                self._cluster_scoped.append((PLURALS[obj["kind"]], obj["metadata"]["name"]))
             else:
                 namespaced.append(obj)
         cluster_objects = [o for o in objects if o not in namespaced]
@@ -80,6 +83,22 @@ class Barge:
             self.cluster.apply(cluster_objects)
         if namespaced:
             self.cluster.apply(namespaced, self.namespace)
+
+    def try_create(self, obj: dict[str, Any]) -> kubernetes.client.ApiException | None:
+        """Create one object as `kubectl apply` would send it (strict field validation); the API
+        server's refusal, or None when it was created (cluster-scoped ones are removed at the end)."""
+        plural = PLURALS[obj["kind"]]
+        try:
+            if obj["kind"] in ("ComputeEnvironment", "JobQueue"):
+                self.cluster.custom.create_cluster_custom_object(GROUP, VERSION, plural, obj,
+                                                                 field_validation="Strict")
+                self._cluster_scoped.append((plural, obj["metadata"]["name"]))
+            else:
+                self.cluster.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, obj,
+                                                                    field_validation="Strict")
+        except kubernetes.client.ApiException as exc:
+            return exc
+        return None
 
     def job(self, name: str) -> dict[str, Any]:
         return self.cluster.batchjob(self.namespace, name)

@@ -286,3 +286,22 @@ def test_disabling_an_environment_posts_an_event(barge: Barge) -> None:
         return [e.message for e in found if e.reason == "ComputeEnvironmentDisabled"]
 
     assert "DISABLED" in eventually(disabled_event, 30, message="a ComputeEnvironmentDisabled event")[0]
+
+
+def test_a_managed_environment_is_invalid_until_barge_provisions_nodes(barge: Barge) -> None:
+    ce, jq = barge.name("ce"), barge.name("q")
+    managed = compute_environment(ce, 8)
+    managed["spec"]["type"] = "MANAGED"
+    barge.apply(managed, job_queue(jq, [ce]), job_definition("work"))
+    barge.apply(batch_job("waits", "work", jq))
+
+    def invalid() -> dict[str, Any] | None:
+        status = barge.cluster.cluster_object("computeenvironments", ce).get("status") or {}
+        return status if status.get("status") == "INVALID" else None
+
+    status = eventually(invalid, 30, message="the MANAGED environment INVALID")
+    said = status["statusReason"]
+    assert said.startswith("spec.type: MANAGED environments") and "UNMANAGED" in said
+    reason = eventually(lambda: barge.status("waits").get("statusReason") if barge.status("waits").get("waiting")
+                        else None, 30, message="the waiting job's reason")
+    assert ce in reason and barge.status("waits")["state"] == "RUNNABLE"

@@ -10,6 +10,11 @@ from tests.e2e.barge_objects import batch_job, compute_environment, job_definiti
 from tests.e2e.kube import Cluster
 
 
+def managed(environment: dict[str, Any]) -> dict[str, Any]:
+    environment["spec"]["type"] = "MANAGED"
+    return environment
+
+
 def rejected(cluster: Cluster, obj: dict[str, Any], namespace: str | None) -> str:
     result = cluster.apply([obj], namespace, check=False)
     assert result.returncode != 0, f"accepted: {obj}"
@@ -54,7 +59,9 @@ def test_reserved_env_in_definition_template_is_rejected(crds: Cluster, namespac
         {"reason": "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", "state": "RUNNABLE", "maxTimeSeconds": 10,
          "action": "CANCEL"}]), "spec.jobStateTimeLimitActions[0].maxTimeSeconds"),
     (compute_environment("bad-ce", -1), "spec.computeResources.maxvCpus"),
-    (compute_environment("bad-ce", 4, minvCpus=8), "minvCpus must not exceed maxvCpus"),
+    (managed(compute_environment("bad-ce", 4, minvCpus=8)), "minvCpus must not exceed maxvCpus"),
+    (compute_environment("bad-ce", 4, minvCpus=2), "spec.computeResources.minvCpus: Invalid value"),
+    (compute_environment("bad-ce", 4, desiredvCpus=2), "spec.computeResources.desiredvCpus: Invalid value"),
     (compute_environment("bad-ce", 4, maxMemory="lots"), "spec.computeResources.maxMemory"),
 ])
 def test_bad_queue_or_environment_is_rejected_naming_the_field(crds: Cluster, obj: dict[str, Any], field: str) -> None:
@@ -157,3 +164,20 @@ def test_good_pools_containers_and_overrides_still_apply(crds: Cluster, namespac
         assert main_container(stored)["workingDir"] == "/tmp"  # fields beyond the checked ones pass through
     finally:
         crds.delete_cluster_object("computeenvironments", name)
+
+
+def test_minvcpus_and_desiredvcpus_on_an_unmanaged_environment_say_why(crds: Cluster) -> None:
+    message = rejected(crds, compute_environment("bad-ce", 4, minvCpus=2, desiredvCpus=2), None)
+    assert "minvCpus applies only to MANAGED environments" in message
+    assert "desiredvCpus applies only to MANAGED environments" in message
+
+
+def test_an_environment_without_a_type_is_unmanaged(crds: Cluster) -> None:
+    environment = compute_environment("untyped-ce", 4)
+    del environment["spec"]["type"]
+    crds.apply([environment], None)
+    try:
+        stored = crds.custom.get_cluster_custom_object("barge.dev", "v1alpha1", "computeenvironments", "untyped-ce")
+        assert stored["spec"]["type"] == "UNMANAGED"
+    finally:
+        crds.kubectl("delete", "computeenvironment", "untyped-ce", "--wait=false", check=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from barge.core import arrays
@@ -166,3 +168,21 @@ def test_a_child_whose_init_container_failed_records_resource_initialization() -
     assert p.settled.failed == {0}
     assert p.settled.attempts[0][0]["statusReason"] == (
         "ResourceInitializationError: init container 'setup' exited with code 1")
+
+
+def test_the_status_of_100000_children_half_failed_stays_well_within_the_object_size_limit() -> None:
+    """The worst case for index ranges: every other child failed (after 1-3 attempts), none adjacent.
+    etcd refuses objects over 1.5 MiB; the array's status must leave room for the rest of the job."""
+    size, settled = 100_000, arrays.Settled()
+    for i in range(size):
+        if i % 2 == 0:
+            settled.succeeded.add(i)
+            continue
+        for attempt in range(1 + (i // 2) % 3):
+            settled.add_failure(i, {"statusReason": "Essential container in task exited", "reason": "Error",
+                                    "exitCode": 3, "podName": f"render-big-{i}-{attempt + 1}",
+                                    "nodeName": "kwok-cpu-12", "startedAt": NOW, "stoppedAt": NOW})
+        settled.failed.add(i)
+    status = arrays.array_status(size, arrays.Progress(settled, {}, [], 0, [], True))
+    assert status["statusSummary"]["FAILED"] == size // 2 and len(status["children"]) == arrays.DETAILED_CHILDREN
+    assert len(json.dumps(status)) < 1024 * 1024

@@ -35,7 +35,7 @@ SOURCES = sorted([*(OPERATOR / "core").rglob("*.py"), *(OPERATOR / "controller")
 FAIR_SHARE = "issue 18 (fair share and scheduling priority)"
 MANAGED = "issue 19 (managed compute environments)"
 KNOWN_UNREAD: dict[tuple[str, str], str] = {
-    ("ComputeEnvironment", "spec.type"): MANAGED,
+    # Refused by CEL unless type is MANAGED, and a MANAGED environment is INVALID until issue 19.
     ("ComputeEnvironment", "spec.computeResources.minvCpus"): MANAGED,
     ("ComputeEnvironment", "spec.computeResources.desiredvCpus"): MANAGED,
     ("JobQueue", "spec.schedulingPolicy"): FAIR_SHARE,

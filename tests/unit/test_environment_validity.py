@@ -71,3 +71,20 @@ def test_an_invalid_environment_is_never_placed_into() -> None:
     alone = Snapshot({"ce": invalid.to_core()}, {"q": Queue("q", 1, ("ce",))}, {}, [job])
     decisions = schedule(alone, 10.0)
     assert decisions.placements == [] and "ns/j" in decisions.waiting
+
+
+def test_a_managed_environment_is_invalid_until_nodes_are_provisioned() -> None:
+    environment = EnvironmentRecord.from_body({"metadata": {"name": "ce", "uid": "u1"},
+                                               "spec": {"type": "MANAGED", "computeResources": {"maxvCpus": 8}}})
+    assert environment.invalid_reason is not None
+    assert environment.invalid_reason.startswith("spec.type: MANAGED environments") and "UNMANAGED" in \
+        environment.invalid_reason
+    assert not environment.to_core().enabled
+    assert record().invalid_reason is None  # UNMANAGED
+
+
+def test_a_job_waiting_on_an_invalid_environment_is_told_it_is_invalid() -> None:
+    invalid = record(nodeSelector={"bad key": "cpu"})
+    job = Runnable("ns/j", "q", 0.0, Resources(1000, 0, 0))
+    decisions = schedule(Snapshot({"ce": invalid.to_core()}, {"q": Queue("q", 1, ("ce",))}, {}, [job]), 10.0)
+    assert decisions.waiting["ns/j"].reason.endswith("compute environment 'ce' is INVALID")

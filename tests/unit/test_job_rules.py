@@ -647,3 +647,17 @@ def test_stamp_keeps_one_finished_condition_that_follows_the_state(states: list[
             flipped_at, previous = iso(now), status
         assert condition["status"] == status
         assert condition["lastTransitionTime"] == flipped_at
+
+
+@pytest.mark.parametrize(("env_bytes", "admitted"),
+                         [(1000, True), (200 * 1024, True), (300 * 1024, False), (1024 * 1024, False)])
+def test_a_job_too_large_to_keep_its_status_fails_at_admission_in_words(env_bytes: int, admitted: bool) -> None:
+    env = [{"name": f"BIG_{i}", "value": "x" * (env_bytes // 200)} for i in range(200)]
+    job = make(spec={"overrides": {"env": env}})
+    patch = rules.admit(job, Queue("q"), ["q"], DEFINITION, NOW).patch
+    assert patch is not None
+    if admitted:
+        assert patch["state"] == "RUNNABLE"
+    else:
+        assert patch["state"] == "FAILED" and patch["statusReason"].startswith("Job too large: its spec (")
+        assert "\n" not in patch["statusReason"] and "overrides.env" in patch["statusReason"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 from typing import Any
+from unittest import mock
 
+import pytest
 from kubernetes.client.rest import ApiException
 
 from barge.controller.leader import LeaderElector, Record, may_take
@@ -104,3 +107,25 @@ def test_api_errors_mean_not_leading_rather_than_a_crash() -> None:
 
     elector = LeaderElector(Broken(), "ns", "lease", "a", clock=Clock())
     assert not elector.try_acquire_or_renew()
+
+
+@pytest.mark.parametrize(("flags", "order"), [
+    (["--leader-elect", "--metrics-when-leading"], ["lead", "metrics"]),
+    (["--leader-elect"], ["metrics", "lead"]),
+    (["--metrics-when-leading"], ["metrics"]),  # no election: this replica always leads
+])
+def test_metrics_wait_for_leadership_only_when_asked(monkeypatch: pytest.MonkeyPatch, flags: list[str],
+                                                     order: list[str]) -> None:
+    """Replicas sharing the host's network share its ports: the chart asks for /metrics from the leader only."""
+    from barge.config import add_operator_arguments
+    from barge.controller import main
+
+    happened: list[str] = []
+    monkeypatch.setattr(main, "serve_metrics", lambda *args: happened.append("metrics"))
+    monkeypatch.setattr(main, "lead", lambda settings: happened.append("lead") or mock.Mock())
+    monkeypatch.setattr(main.kopf, "run", lambda **kwargs: None)
+    monkeypatch.setattr(main.handlers, "configure", lambda settings: None)
+    parser = argparse.ArgumentParser()
+    add_operator_arguments(parser)
+    assert main.run_operator(parser.parse_args(flags)) == 0
+    assert happened == order

@@ -105,6 +105,9 @@ BAD = [
     pytest.param(definition(env=[{"name": "", "value": "x"}]), f"{MAIN}.env[0].name", id="env-name-empty"),
     pytest.param(definition(env=[{"name": "caf\u00e9"}]), f"{MAIN}.env[0].name", id="env-name-not-ascii"),
     pytest.param(definition(env=[{"name": "A\tB"}]), f"{MAIN}.env[0].name", id="env-name-tab"),
+    pytest.param(definition(name="Main"), f"{MAIN}.name", id="container-name-upper"),
+    pytest.param(definition(name="main_1"), f"{MAIN}.name", id="container-name-underscore"),
+    pytest.param(definition(name="a.b"), f"{MAIN}.name", id="container-name-dot"),
     pytest.param(changed(definition(), lambda d: d["spec"]["template"]["spec"].update(
         initContainers=[{"name": "init"}])), "spec.template.spec.initContainers[0].image", id="init-image-missing"),
     pytest.param(changed(definition(), lambda d: d["spec"]["template"]["spec"].update(

@@ -1,12 +1,15 @@
 """Decisions assumed in the store before they are written: every reader sees them through
-`effective`, a failed write puts them back, and a restart adopts a placement from its Job."""
+`effective`, they stay assumed until their write is remembered, and a restart adopts a placement from its Job."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, cast
 
 import pytest
 
+from barge.config import Settings
+from barge.controller.status import StatusWriter
 from barge.controller.store import Store
 from barge.core import job as rules
 from barge.core.jobstatus import JobStatusPatch
@@ -43,7 +46,7 @@ def test_an_assumed_admission_is_seen_by_readers_until_taken(written: str | None
     assert store.effective(record).state == written and not store.admission_held(record.key)
 
 
-def test_a_placement_carries_the_held_admission_and_is_restored_after_a_failed_write() -> None:
+def test_a_placement_carries_the_held_admission_and_stays_assumed_until_its_write_is_remembered() -> None:
     store = Store()
     record = store.remember(batchjob())
     store.assume_admission(record.key, ADMISSION.copy())
@@ -51,13 +54,13 @@ def test_a_placement_carries_the_held_admission_and_is_restored_after_a_failed_w
     assert patch["jobId"] == "uid-j" and patch["state"] == "STARTING" and not store.admission_held(record.key)
     assert store.effective(record).status["computeEnvironment"] == "ce-1"
     assert store.placements_due(49.0) == [] and store.placements_due(50.0) == [record.key]
-    placed = store.take_placement(record.key)
-    assert placed is not None and store.effective(record).state is None
-    store.restore_placement(record.key, placed)
-    assert store.effective(record).state == "STARTING"
+    placed = store.assumed_placement(record.key)
+    assert placed is not None and store.effective(record).state == "STARTING"  # charged while it is written
     newer = store.assume_placement(record.key, 60.0, rules.placement_patch("ce-2", "j-1"))
-    store.restore_placement(record.key, placed)  # an older decision never replaces a newer one
-    assert store.take_placement(record.key) == (60.0, newer)
+    store.drop_placement(record.key, placed)  # a write of an older decision never drops a newer one
+    assert store.assumed_placement(record.key) == (60.0, newer)
+    store.drop_placement(record.key, store.assumed_placement(record.key) or placed)
+    assert store.effective(record).state is None and not store.placement_assumed(record.key)
 
 
 @pytest.mark.parametrize("written", ["STARTING", "RUNNING", "SUCCEEDED", "FAILED", "PENDING"])
@@ -122,3 +125,44 @@ def test_forgetting_a_job_drops_what_was_assumed() -> None:
     store.forget(record.key)
     store.forget(other.key)
     assert store.held_admissions() == [] and store.first_placed_at() is None
+
+
+class _SlowStatusAPI:
+    """The API server as StatusWriter sees it: a status patch that waits until the test lets it
+    answer (or fail)."""
+
+    def __init__(self) -> None:
+        self.answer: asyncio.Future[bool] | None = None
+
+    async def patch_status(self, kind: str, name: str, patch: dict[str, Any], namespace: str | None = None) -> Any:
+        self.answer = asyncio.get_running_loop().create_future()
+        if not await self.answer:
+            raise ConnectionError("the API server went away")
+        return {**batchjob(state=patch["state"]), "status": patch,
+                "metadata": {**batchjob()["metadata"], "resourceVersion": "6"}}
+
+
+def test_a_placement_is_charged_while_its_write_is_in_flight_and_after_a_failed_one() -> None:
+    async def scenario() -> None:
+        store, api = Store(), _SlowStatusAPI()
+        record = store.remember(batchjob(state="RUNNABLE"))
+        writer = StatusWriter(Settings(events=False), cast(Any, api), store, lambda: 100.0,
+                              forget=lambda key: None, finished=lambda record: None)
+        store.assume_placement(record.key, 50.0, rules.placement_patch("ce-1", "j-1"))
+        for succeeds in (False, True):
+            write = asyncio.ensure_future(writer.write(record, {}))
+            while api.answer is None or api.answer.done():
+                await asyncio.sleep(0)
+            # what a scheduling pass sees meanwhile: the job holds ce-1's quota
+            assert rules.charge(store.effective(store.job(record.key) or record)) == ("ce-1", record.request)
+            api.answer.set_result(succeeds)
+            if succeeds:
+                await write
+            else:
+                with pytest.raises(ConnectionError):
+                    await write
+                assert store.placement_assumed(record.key)
+        assert not store.placement_assumed(record.key)
+        assert (store.job(record.key) or record).state == "STARTING"
+
+    asyncio.run(scenario())

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from barge.core.states import API_VERSION, JOB_STATES, TIME_LIMITED_REASONS
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # RFC 1123 label: a container's name
 # resource.Quantity's grammar without the minus sign: "500m", "1.5Gi", "1e3", "+2" (never negative).
 QUANTITY_PATTERN = r"^[+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
 RESERVED_ENV = "AWS_BATCH"
@@ -186,8 +187,24 @@ class ComputeResources(Model):
 
 
 class ComputeEnvironmentSpec(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=Cel(
+            {"rule": "self.type == 'MANAGED' || !has(self.computeResources.minvCpus)"
+                     " || self.computeResources.minvCpus == 0",
+             "message": "minvCpus applies only to MANAGED environments "
+                        "(an UNMANAGED one uses the nodes that exist)",
+             "fieldPath": ".computeResources.minvCpus"},
+            {"rule": "self.type == 'MANAGED' || !has(self.computeResources.desiredvCpus)",
+             "message": "desiredvCpus applies only to MANAGED environments "
+                        "(an UNMANAGED one uses the nodes that exist)",
+             "fieldPath": ".computeResources.desiredvCpus"},
+        ),
+    )
     type: Literal["MANAGED", "UNMANAGED"] = Field(
-        "MANAGED", json_schema_extra=Cel(("self == oldSelf", "type is immutable")))
+        "UNMANAGED", json_schema_extra=Cel(("self == oldSelf", "type is immutable")),
+        description="UNMANAGED (the default): the nodes that match computeResources.nodeSelector. MANAGED "
+                    "(nodes provisioned through Karpenter) is not supported yet: such an environment is INVALID.")
     state: State = "ENABLED"
     computeResources: ComputeResources
 
@@ -312,7 +329,7 @@ class ContainerResources(Model):
 class Container(Model):
     """A container of the pod template; fields other than these pass through unchanged."""
     model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
-    name: Annotated[str, Field(min_length=1, max_length=63)]
+    name: Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
     image: str = Field(min_length=1, pattern=IMAGE_PATTERN, description="Required, as in AWS Batch.")
     command: list[str] | None = None
     args: list[str] | None = None

@@ -31,6 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help=f"also run one real node (kubelet + containerd; needs root), pool {realnode.POOL}, "
                     f"tainted {realnode.TAINT_KEY}=true:NoSchedule")
     actions.add_parser("down", help="stop every process of the cluster and wipe its data")
+    restart = actions.add_parser(
+        "restart", help="kill one component (SIGKILL) and start it again: a control-plane fault, on purpose",
+        epilog="example: barge dev cluster restart etcd --down-seconds 10")
+    restart.add_argument("component", choices=[c.name for c in cluster.COMPONENTS])
+    restart.add_argument("--down-seconds", type=float, default=0.0, help="how long it stays down (default 0)")
+    restart.add_argument("--compact", action="store_true",
+                         help="compact etcd's history first, so watches resumed from before it get 410 Gone")
     actions.add_parser("status", help="show which components run, as JSON")
     actions.add_parser("kubeconfig", help="print the path of the cluster's kubeconfig")
     build_cmd = actions.add_parser("build", help="build the binaries into the cache only")
@@ -64,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
             print(cluster.up(options))
         elif args.action == "down":
             cluster.down()
+        elif args.action == "restart":
+            if args.compact:
+                print(f"etcd compacted at revision {cluster.compact_etcd()}")
+            cluster.restart_component(args.component, cluster.default_options(), args.down_seconds)
+            print(f"{args.component} restarted")
         elif args.action == "status":
             report = cluster.status()
             print(json.dumps(report, indent=2))

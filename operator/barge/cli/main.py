@@ -29,6 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     from barge.awsapi.main import add_arguments as add_aws_api_arguments
 
     add_aws_api_arguments(aws_api)
+    console = sub.add_parser("console", help="serve the Barge web console",
+                             description="A web console: queues, compute environments, jobs, a job's detail and "
+                             "logs, submit, cancel and terminate, live. On loopback it uses the local kubeconfig; "
+                             "otherwise each user signs in with a bearer token and RBAC decides.",
+                             epilog="example: barge console --port 8080")
+    from barge.console.server import add_arguments as add_console_arguments
+
+    add_console_arguments(console)
     bench = sub.add_parser(
         "bench", help="measure Barge against the local cluster's own ceiling",
         description="Brings up the local cluster (client rate limits of the controllers and the scheduler "
@@ -62,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
         run(args.quick, [s for s in args.only.split(",") if s], args.out, args.array_to_completion)
         return 0
+    if args.command == "console":
+        from barge.console.server import run as run_console
+
+        return run_console(args)
     if args.command == "operator":
         from barge.controller.main import run_operator
 

@@ -17,7 +17,7 @@ from barge.controller.status import StatusWriter
 from barge.controller.store import Store
 from barge.core import job as rules
 from barge.core import manifests
-from barge.core.states import RUNNING, TERMINAL
+from barge.core.states import RUNNING, TERMINAL, UNADMITTED
 
 log = logging.getLogger("barge.jobs")
 # Answers to a Job create that are about the Job itself (invalid, forbidden, namespace gone): the job fails.
@@ -68,6 +68,22 @@ class Jobs:
             await self._wait_for_dependencies(record)
         elif step == rules.FOLLOW_ATTEMPT:
             await self._follow_attempt(record)
+
+    async def admit_placed_before_restart(self) -> None:
+        """One-pod jobs whose Kubernetes Job exists but whose admission was never written (the last
+        operator stopped between creating the Job and writing STARTING): admitted again before the
+        first scheduling pass, so that pass already counts their pods against the quota."""
+        for record in self.store.jobs():
+            if (record.state in UNADMITTED and rules.array_size(record) is None
+                    and self.store.has_kube_jobs(record.uid)):
+                async with self.locks(record.key):
+                    current = self.store.job(record.key)
+                    if current is None or self.store.admission_held(record.key):
+                        continue
+                    try:
+                        await self._admit(current)
+                    except Exception:  # its reconcile, requested once the store is ready, tries again
+                        log.exception("admitting %s/%s again after a restart failed", *record.key)
 
     async def _admit(self, record: JobRecord) -> None:
         definition = self.store.definition(record.namespace, str(record.spec.get("jobDefinition")))

@@ -25,9 +25,12 @@ def run_operator(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     handlers.configure(settings)
-    if settings.metrics_port:
+    metrics_now = settings.metrics_port and not (settings.metrics_when_leading and settings.leader_election)
+    if metrics_now:
         serve_metrics(settings.metrics_address, settings.metrics_port)
     elector = lead(settings) if settings.leader_election else None
+    if settings.metrics_port and not metrics_now:
+        serve_metrics(settings.metrics_address, settings.metrics_port)
     if elector is None:
         metrics.LEADER.set(1)
     try:

@@ -85,6 +85,7 @@ class Operator:
             self.informer.follow(what, at)
         metrics.PLACEMENTS_RECOVERED.inc(self.store.adopt_placements())
         await self._await_small_kinds()
+        await self.jobs.admit_placed_before_restart()
         self.store.listed.set()
         self.kick()
         for record in self.store.jobs():

@@ -139,6 +139,16 @@ class JobRecord:
                 "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid}}
 
 
+def _type_problem(spec: dict[str, Any]) -> str | None:
+    """MANAGED environments (nodes provisioned through Karpenter) are not built yet: one is INVALID
+    rather than silently run on whatever nodes match, as an UNMANAGED one would."""
+    if spec.get("type") == "MANAGED":
+        return ("spec.type: MANAGED environments (nodes provisioned through Karpenter) are not supported yet; "
+                "use type UNMANAGED to run on the nodes that match computeResources.nodeSelector "
+                "(type is immutable: delete and re-create the environment)")
+    return None
+
+
 def _pool_problem(resources: Any) -> str | None:
     """Why the node pool's selector or tolerations would make Kubernetes refuse every Job placed
     there, naming the field; the schema refuses these at apply, but not in objects stored earlier."""
@@ -183,7 +193,7 @@ class EnvironmentRecord:
                                        int(resources.get("maxGpus") or 0))
         except ValueError as exc:
             record.invalid_reason = f"spec.computeResources.maxMemory: {exc}"
-        record.invalid_reason = record.invalid_reason or _pool_problem(resources)
+        record.invalid_reason = record.invalid_reason or _type_problem(spec) or _pool_problem(resources)
         return record
 
     @property
@@ -191,7 +201,8 @@ class EnvironmentRecord:
         return self.spec.get("state", ENABLED) == ENABLED and self.invalid_reason is None
 
     def to_core(self) -> Environment:
-        return Environment(self.name, self.enabled, self.capacity)
+        closed = "DISABLED" if self.invalid_reason is None else "INVALID"
+        return Environment(self.name, self.enabled, self.capacity, closed)
 
     def reference(self) -> dict[str, Any]:
         return {"apiVersion": API_VERSION, "kind": "ComputeEnvironment",

@@ -46,16 +46,15 @@ class StatusWriter:
 
     async def write(self, record: JobRecord, patch: JobStatusPatch) -> JobRecord | None:
         """Patch a job's status, with its assumed placement if that is not written yet; emit an Event
-        on a state change; remember the result. None: the job is gone."""
-        placed = self.store.take_placement(record.key)
+        on a state change; remember the result. None: the job is gone. The placement stays assumed
+        until the write is remembered, so a pass during the write still charges the job."""
+        placed = self.store.assumed_placement(record.key)
         if placed is not None:
             patch = {**placed[1], **patch}
-        try:
-            return await self._write(record, patch)
-        except BaseException:
-            if placed is not None:
-                self.store.restore_placement(record.key, placed)
-            raise
+        written = await self._write(record, patch)
+        if placed is not None:
+            self.store.drop_placement(record.key, placed)
+        return written
 
     async def _write(self, record: JobRecord, patch: JobStatusPatch) -> JobRecord | None:
         patch = rules.stamp(record, patch, self.clock())

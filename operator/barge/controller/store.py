@@ -241,12 +241,16 @@ class Store:
     def placement_assumed(self, key: JobKey) -> bool:
         return key in self._placements
 
+    def assumed_placement(self, key: JobKey) -> Placed | None:
+        return self._placements.get(key)
+
     def take_placement(self, key: JobKey) -> Placed | None:
         return self._placements.pop(key, None)
 
-    def restore_placement(self, key: JobKey, placed: Placed) -> None:
-        """A write that carried the placement failed: it stays assumed (unless a newer one is)."""
-        self._placements.setdefault(key, placed)
+    def drop_placement(self, key: JobKey, placed: Placed) -> None:
+        """The write that carried this placement is remembered: it is no longer only assumed."""
+        if self._placements.get(key) is placed:
+            del self._placements[key]
 
     def placements_due(self, placed_before: float) -> list[JobKey]:
         return [key for key, (at, _) in self._placements.items() if at <= placed_before]

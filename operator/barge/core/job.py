@@ -5,6 +5,7 @@ each rule reads a job (and what was observed of it) and returns a status patch; 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -38,6 +39,9 @@ from barge.core.times import iso, parse_time
 # Watches of different kinds are not ordered: a queue or definition applied together with a job may
 # arrive just after it. A job this young whose reference is missing is looked at again, not failed.
 REFERENCE_GRACE_SECONDS = 10
+# A BatchJob's spec plus the pod template its status keeps stay under this, so the rest of its status
+# (attempts; an array's index ranges, up to about 0.9 MB for 100,000 children) fits in etcd's 1.5 MiB.
+MAX_ADMITTED_BYTES = 512 * 1024
 
 
 class JobView(Protocol):
@@ -182,6 +186,9 @@ def admit(job: JobView, queue: QueueView | None, queue_names: Iterable[str], def
         resolved = resolve(definition, job.spec)
     except SpecError as exc:
         return Admission({**base, **fail(f"Invalid job: {exc}", now)})
+    too_large = size_problem(job.spec, resolved.template)
+    if too_large:
+        return Admission({**base, **fail(too_large, now)})
     size = array_size(job)
     depends = bool(job.spec.get("dependsOn"))
     request = resolved.request
@@ -199,6 +206,20 @@ def admit(job: JobView, queue: QueueView | None, queue_names: Iterable[str], def
         patch["arrayProperties"] = {"size": size, "statusSummary": {
             s: (size if s == PENDING else 0) for s in JOB_STATES}}
     return Admission(patch, held=patch["state"] == RUNNABLE)
+
+
+def size_problem(spec: Mapping[str, Any], template: Mapping[str, Any]) -> str | None:
+    """A job whose spec and resolved pod template (kept in its status) leave too little of the API
+    server's object limit for the status to grow in (attempts, an array's ranges) is refused at
+    admission, in words, rather than failing every status write later."""
+    spec_bytes = len(json.dumps(spec, separators=(",", ":")))
+    template_bytes = len(json.dumps(template, separators=(",", ":")))
+    if spec_bytes + template_bytes <= MAX_ADMITTED_BYTES:
+        return None
+    return (f"Job too large: its spec ({spec_bytes:,} bytes) and the pod template it resolves to "
+            f"({template_bytes:,} bytes) exceed the {MAX_ADMITTED_BYTES:,} bytes a BatchJob may hold "
+            "(the API server stores at most about 1.5 MiB per object); make overrides.env, "
+            "the parameters or the definition's template smaller")
 
 
 def _young(job: JobView, now: float) -> bool:

@@ -34,6 +34,7 @@ class Environment:
     name: str
     enabled: bool
     capacity: Capacity
+    closed: str = "DISABLED"  # what a job waiting for it is told when it is not enabled (or INVALID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +388,7 @@ class _ReasonWriter:
             if environment is None:
                 parts.append(f"{name} does not exist")
             elif not environment.enabled:
-                parts.append(f"{name} DISABLED")
+                parts.append(f"{name} {environment.closed}")
             else:
                 used = self._usage.get(name, Resources())
                 free = ", ".join(d.free(environment.capacity, used) for d in dimensions)
@@ -412,7 +413,7 @@ def _missing_suffix(candidates: _Candidates) -> str:
 
 
 def _label(environment: Environment) -> str:
-    return environment.name if environment.enabled else f"{environment.name} (DISABLED)"
+    return environment.name if environment.enabled else f"{environment.name} ({environment.closed})"
 
 
 def _undeclared_kind_text(kind: _Dimension, job: Runnable, candidates: _Candidates) -> str:
@@ -439,7 +440,6 @@ def _max_resource_text(job: Runnable, candidates: _Candidates) -> str:
 def _unavailable_text(candidates: _Candidates) -> str:
     if not candidates.names:
         return f"{ENVIRONMENT_UNAVAILABLE} - job queue '{candidates.queue}' has no compute environments"
-    problems = [
-        f"'{n}' does not exist" if n in candidates.missing else f"'{n}' is DISABLED" for n in candidates.names
-    ]
+    closed = {e.name: e.closed for e in candidates.existing}
+    problems = [f"'{n}' is {closed[n]}" if n in closed else f"'{n}' does not exist" for n in candidates.names]
     return f"{ENVIRONMENT_UNAVAILABLE} - compute environment {'; '.join(problems)}"

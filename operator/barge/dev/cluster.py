@@ -7,6 +7,7 @@ the cluster's state folder in their command line, so `down` finds them even with
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -21,6 +22,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -313,6 +315,60 @@ def stop_processes(state: Path, timeout: float = 15) -> list[int]:
     if left:
         raise ClusterError(f"processes still alive after SIGKILL: {left}")
     return sorted(pids)
+
+
+# --- faults (the fault tier breaks the control plane on purpose) ----------------------------------
+
+def _component(name: str) -> Component:
+    for component in COMPONENTS:
+        if component.name == name:
+            return component
+    raise ClusterError(f"no component {name!r}; one of {', '.join(c.name for c in COMPONENTS)}")
+
+
+def stop_component(name: str) -> list[int]:
+    """SIGKILL one component of the running cluster (a crash, not a shutdown); its pids."""
+    component, state = _component(name), state_dir()
+    pids = [pid for pid, found in cluster_processes(state).items() if found == component.name]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(p in cluster_processes(state) for p in pids):
+        time.sleep(0.05)
+    for port in component.ports:  # the kernel frees a killed listener's port at once, but check
+        while time.monotonic() < deadline and _port_owner(port):
+            time.sleep(0.05)
+    return pids
+
+
+def start_component(name: str, options: Options) -> None:
+    """Start one stopped component of the cluster and wait until it is ready."""
+    component, state = _component(name), state_dir()
+    if component.name not in cluster_processes(state).values():
+        _start(component, state, options)
+    _wait_ready(component, state)
+
+
+def restart_component(name: str, options: Options, down_seconds: float = 0.0) -> None:
+    stop_component(name)
+    time.sleep(down_seconds)
+    start_component(name, options)
+
+
+def compact_etcd() -> int:
+    """Compact etcd's history up to its current revision (what the apiserver does every 5 minutes),
+    so a watch resumed from an older resourceVersion is answered 410 Gone. The revision."""
+    def call(path: str, body: dict[str, object]) -> dict[str, Any]:
+        request = urllib.request.Request(f"http://{HOST}:{ETCD_CLIENT_PORT}/v3/{path}", json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer: dict[str, Any] = json.load(response)
+            return answer
+
+    revision = int(call("kv/range", {"key": base64.b64encode(b"/").decode()})["header"]["revision"])
+    call("kv/compaction", {"revision": revision, "physical": True})
+    return revision
 
 
 # --- nodes -----------------------------------------------------------------------------------

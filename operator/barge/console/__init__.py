@@ -1,0 +1,1 @@
+"""`barge console`: a web console for Barge, acting with each user's own Kubernetes credentials."""
