@@ -410,8 +410,7 @@ class ArrayProperties(Model):
 
 class Dependency(Model):
     jobName: Name | None = None
-    jobId: str | None = Field(None, max_length=64, description="the jobId (status.jobId) of a BatchJob in the same "
-                              "namespace, as AWS depends by id")
+    jobId: str | None = Field(None, max_length=64)
     type: Literal["N_TO_N", "SEQUENTIAL"] | None = None
     condition: Literal["Succeeded", "Failed", "Finished"] = "Succeeded"
 
