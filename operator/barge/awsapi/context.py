@@ -24,8 +24,7 @@ class Context:
 def kube_error(error: KubeError, what: str) -> AwsError:
     """An API server refusal in AWS's terms: RBAC's answer is AccessDenied, a bad object a ClientException."""
     if error.status in (401, 403):
-        return access_denied(f"User {error.message.split(chr(34))[1] if chr(34) in error.message else ''} "
-                             f"is not authorized to perform this operation ({what}): {error.message}")
+        return access_denied(f"Not authorized ({what}): {error.message}")
     if error.status == 404:
         return client_error(f"{what}: not found")
     if error.status in (400, 409, 422):
