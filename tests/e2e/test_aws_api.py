@@ -65,7 +65,8 @@ def rbac(namespace: str, user: str) -> list[dict[str, Any]]:
                    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]},
         {"apiVersion": RBAC, "kind": "ClusterRoleBinding", "metadata": {"name": name},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user},
+                      {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": f"{namespace}-team"}]},
     ]
 
 
@@ -77,6 +78,8 @@ def server(operator: Cluster, namespace: str, tmp_path: Path) -> Iterator[Server
     credentials.write_text(yaml.safe_dump([
         {"accessKeyId": "AKIDBARGE", "secretAccessKey": "barge-secret", "username": user, "groups": ["batch-users"]},
         {"accessKeyId": "AKIDNOBODY", "secretAccessKey": "nobody-secret", "username": f"{namespace}-nobody"},
+        {"accessKeyId": "AKIDTEAM", "secretAccessKey": "team-secret", "username": f"{namespace}-member",
+         "groups": ["other-group", f"{namespace}-team"]},
     ]))
     port = free_port()
     log = tmp_path / "aws-api.log"
@@ -326,6 +329,8 @@ def test_bad_requests_get_aws_errors_never_a_500(server: Server, operator: Clust
     code, status, _ = error_of(lambda: server.client(key=server.denied_key, secret="nobody-secret")
                                .describe_job_queues())
     assert (code, status) == ("AccessDeniedException", 403)
+    by_group = server.client(key="AKIDTEAM", secret="team-secret").describe_job_queues(jobQueues=[server.queue])
+    assert [q["jobQueueName"] for q in by_group["jobQueues"]] == [server.queue]  # RBAC through its second group
     assert error_of(lambda: server.client(secret="wrong").describe_job_queues())[:2] == (
         "InvalidSignatureException", 403)
     assert error_of(lambda: server.client(key="AKIDUNKNOWN").describe_job_queues())[:2] == (

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from barge.awsapi import job_detail, mapping, pod_template
 from barge.awsapi.errors import AwsError, client_error
-from barge.awsapi.identity import CredentialsError, parse_credentials
 from barge.awsapi.names import Arns, definition_object_name, kube_base, parse_definition_ref, parse_job_id
 from barge.core.resolve import resolve
 from tests.awsmodel import MODEL, problems
@@ -262,12 +261,3 @@ def test_queues_and_environments_both_ways() -> None:
     assert "computeResources.type 'SPOT'" in refused(lambda: mapping.environment_spec(
         {"type": "MANAGED", "computeResources": {"maxvCpus": 1, "type": "SPOT"}}, create=True, kind="MANAGED"))
 
-
-def test_the_credentials_file_names_the_bad_entry() -> None:
-    good = parse_credentials([{"accessKeyId": "A", "secretAccessKey": "s", "username": "u", "groups": ["g"]}])
-    assert good["A"].groups == ("g",)
-    for data, named in (([{"accessKeyId": "A", "username": "u"}], "[0].secretAccessKey"),
-                        ([{"accessKeyId": "A", "secretAccessKey": "s", "username": "u", "role": "x"}], "'role'"),
-                        ({"accessKeyId": "A"}, "non-empty YAML list")):
-        with pytest.raises(CredentialsError, match=named.replace("[", r"\[").replace("]", r"\]")):
-            parse_credentials(data)

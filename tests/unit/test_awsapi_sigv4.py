@@ -102,3 +102,4 @@ def test_unsigned_and_malformed_authorization() -> None:
     assert code_of(request) == ("IncompleteSignatureException", 400)
     request.headers.replace_header("Authorization", "Basic dXNlcjpwYXNz")
     assert code_of(request) == ("IncompleteSignatureException", 400)
+
