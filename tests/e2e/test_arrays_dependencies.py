@@ -209,6 +209,20 @@ def test_dependency_on_a_job_that_does_not_exist_yet_waits(barge: Barge) -> None
     assert barge.wait_state("later", "SUCCEEDED")["state"] == "SUCCEEDED"
 
 
+def test_dependencies_by_job_id_as_aws_writes_them(barge: Barge) -> None:
+    jq = _env(barge)
+    fail = failing(2)
+    barge.apply(job_definition("bad", labels=fail["labels"], annotations=fail["annotations"]),
+                job_definition("step"), batch_job("root", "bad", jq))
+    root_id = eventually(lambda: barge.status("root").get("jobId"), 30, message="root's jobId")
+    barge.apply(batch_job("by-id", "step", jq, dependsOn=[{"jobId": root_id}]),
+                batch_job("on-failure", "step", jq, dependsOn=[{"jobId": root_id, "condition": "Failed"}]))
+    assert barge.wait_state("root", "FAILED")["attempts"][0]["exitCode"] == 2
+    status = barge.wait_state("by-id", "FAILED")
+    assert status["statusReason"] == "Dependent Job failed" and not status.get("attempts")
+    assert barge.wait_state("on-failure", "SUCCEEDED", "FAILED")["state"] == "SUCCEEDED"
+
+
 def test_retry_runs_a_second_attempt_that_sees_its_number(barge: Barge) -> None:
     jq = _env(barge)
     barge.apply(job_definition("flaky", annotations={BY_ATTEMPT: "1=3"}, retryStrategy={"attempts": 2}),

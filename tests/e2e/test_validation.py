@@ -32,6 +32,8 @@ def rejected(cluster: Cluster, obj: dict[str, Any], namespace: str | None) -> st
     (lambda o: o["spec"].update(dependsOn=[{"jobName": "a", "condition": "Maybe"}]), "spec.dependsOn[0].condition"),
     (lambda o: o["spec"].update(dependsOn=[{"type": "SEQUENTIAL"}]), "SEQUENTIAL"),
     (lambda o: o["spec"].update(dependsOn=[{"jobName": f"j{i}"} for i in range(21)]), "spec.dependsOn"),
+    (lambda o: o["spec"].update(dependsOn=[{"condition": "Failed"}]), "jobName or jobId is required"),
+    (lambda o: o["spec"].update(dependsOn=[{"jobName": "a", "jobId": "b"}]), "jobName or jobId, not both"),
     (lambda o: o["spec"].update(retryStrategy={"attempts": 2, "evaluateOnExit": [{"action": "RETRY"}]}),
      "spec.retryStrategy.evaluateOnExit[0]"),
     (lambda o: o["spec"].update(unknownField=1), "unknownField"),

@@ -26,3 +26,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "barge.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{- /* Apart from the operator's: its Deployment and metrics Service must not select these pods. */}}
+{{- define "barge.awsApiSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}-aws-api
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}

@@ -132,6 +132,8 @@ MEANINGS: dict[str, str] = {
     "arrayProperties.size": "How many children (2..100000); each gets AWS_BATCH_JOB_ARRAY_INDEX.",
     "spec.dependsOn": "Jobs this one waits for (up to 20); a job that does not exist yet is waited for.",
     "dependsOn[].jobName": "The BatchJob waited for, in the same namespace (not for SEQUENTIAL).",
+    "dependsOn[].jobId": "The job waited for, by its jobId (status.jobId), in the same namespace: AWS depends "
+                         "by id. Give jobName or jobId.",
     "dependsOn[].type": "For arrays: N_TO_N (child i waits for child i of jobName) or SEQUENTIAL (child i waits "
                         "for child i-1; no jobName).",
     "dependsOn[].condition": "Succeeded (the default, AWS's), Failed or Finished: the dependency's end that "

@@ -387,6 +387,7 @@ class ArrayProperties(Model):
 
 class Dependency(Model):
     jobName: Name | None = None
+    jobId: str | None = Field(None, max_length=64)
     type: Literal["N_TO_N", "SEQUENTIAL"] | None = None
     condition: Literal["Succeeded", "Failed", "Finished"] = "Succeeded"
 
@@ -422,8 +423,10 @@ class BatchJobSpec(Model):
              " || has(self.arrayProperties))",
              "dependsOn type SEQUENTIAL needs spec.arrayProperties (it orders the array's own children)"),
             ("!has(self.dependsOn) || self.dependsOn.all(d, (has(d.type) && d.type == 'SEQUENTIAL')"
-             " || has(d.jobName))",
-             "dependsOn: jobName is required unless type is SEQUENTIAL"),
+             " || has(d.jobName) || has(d.jobId))",
+             "dependsOn: jobName or jobId is required unless type is SEQUENTIAL"),
+            ("!has(self.dependsOn) || self.dependsOn.all(d, !(has(d.jobName) && has(d.jobId)))",
+             "dependsOn: give jobName or jobId, not both"),
             ("!has(self.dependsOn) || self.dependsOn.all(d, !has(d.type) || d.type != 'N_TO_N'"
              " || has(self.arrayProperties))",
              "dependsOn type N_TO_N needs spec.arrayProperties"),

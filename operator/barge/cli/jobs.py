@@ -258,7 +258,8 @@ def describe(api: Api, args: argparse.Namespace) -> int:
                 except CliError:
                     dep_state = "does not exist yet"
             kind = dependency.get("type") or "job"
-            lines.append(f"  {name or '(own children)'}  {kind}  condition {dependency.get('condition', 'Succeeded')}"
+            what = name or (f"jobId {dependency['jobId']}" if dependency.get("jobId") else "(own children)")
+            lines.append(f"  {what}  {kind}  condition {dependency.get('condition', 'Succeeded')}"
                          f"  -> {dep_state}")
     array = s.get("arrayProperties")
     if array:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from barge import __version__
-from barge.cli import dev, jobs
+from barge.cli import dev, imports, jobs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,10 +16,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     jobs.add_parsers(sub)
     dev.add_parser(sub)
+    imports.add_parser(sub)
     operator = sub.add_parser("operator", help="run the Barge operator against the current kubeconfig")
     from barge.config import add_operator_arguments
 
     add_operator_arguments(operator)
+    aws_api = sub.add_parser(
+        "aws-api", help="serve AWS Batch's API (boto3, the aws CLI) over Barge's kinds",
+        description="An HTTP server speaking AWS Batch's REST-JSON API: requests signed with SigV4 by a key of "
+        "the credentials file are run as that key's Kubernetes user (impersonation), so RBAC decides.",
+        epilog="example: AWS_ENDPOINT_URL_BATCH=http://127.0.0.1:8787 aws batch describe-job-queues")
+    from barge.awsapi.main import add_arguments as add_aws_api_arguments
+
+    add_aws_api_arguments(aws_api)
     console = sub.add_parser("console", help="serve the Barge web console",
                              description="A web console: queues, compute environments, jobs, a job's detail and "
                              "logs, submit, cancel and terminate, live. On loopback it uses the local kubeconfig; "
@@ -50,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         return dev.run(args)
     if args.command in jobs.COMMANDS:
         return jobs.run(args)
+    if args.command == "import-job-definition":
+        return imports.run(args)
+    if args.command == "aws-api":
+        from barge.awsapi.main import run as run_aws_api
+
+        return run_aws_api(args)
     if args.command == "bench":
         from barge.bench.run import run
 

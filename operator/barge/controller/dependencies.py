@@ -19,8 +19,16 @@ class Dependencies:
         self.store = store
         self._settled: dict[tuple[str, str, int], arrays.Settled] = {}
 
+    def named(self, namespace: str, deps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`deps` with each jobId resolved to the name of the BatchJob (in `namespace`) it identifies."""
+        def name_of_id(job_id: str) -> str | None:
+            key = self.store.job_key_by_uid(job_id)
+            return key[1] if key is not None and key[0] == namespace else None
+
+        return [dict(d) for d in dependencies.by_name(deps, name_of_id)]
+
     def verdict(self, record: JobRecord) -> dependencies.Verdict:
-        deps = record.spec.get("dependsOn") or []
+        deps = self.named(record.namespace, record.spec.get("dependsOn") or [])
         if not deps:
             return dependencies.Verdict(True)
         cycle = dependencies.find_cycle(record.name, lambda n: self._edges(record.namespace, n))
@@ -30,6 +38,7 @@ class Dependencies:
 
     def child_gate(self, record: JobRecord, deps: list[dict[str, Any]]) -> arrays.ChildGate:
         """Which of an array's children may run, for N_TO_N and SEQUENTIAL dependencies."""
+        deps = self.named(record.namespace, deps)
         return arrays.child_gate(deps, arrays.Settled.from_status(record.status.get("arrayProperties") or {}),
                                  lambda n, i: self.child_state_of(record.namespace, n, i))
 
@@ -65,4 +74,5 @@ class Dependencies:
         record = self.store.job((namespace, name))
         if record is None:
             return []
-        return [str(d["jobName"]) for d in record.spec.get("dependsOn") or [] if d.get("jobName")]
+        deps = self.named(namespace, record.spec.get("dependsOn") or [])
+        return [str(d["jobName"]) for d in deps if d.get("jobName")]

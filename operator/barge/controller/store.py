@@ -50,6 +50,7 @@ class Store:
         self._jobs: dict[JobKey, JobRecord] = {}
         self._keys_by_uid: dict[str, JobKey] = {}
         self._dependents: dict[JobKey, set[JobKey]] = {}
+        self._dependents_by_id: dict[str, set[JobKey]] = {}  # dependsOn[].jobId (AWS's way)
         self._pods: dict[str, dict[str, tuple[int, PodObservation]]] = {}
         self._kube_jobs: dict[str, dict[str, tuple[int, KubeJobObservation]]] = {}
         self._admissions: dict[JobKey, JobStatusPatch] = {}
@@ -90,6 +91,8 @@ class Store:
             name = dependency.get("jobName")
             if name:
                 self._dependents.setdefault((record.namespace, str(name)), set()).add(record.key)
+            elif dependency.get("jobId"):
+                self._dependents_by_id.setdefault(str(dependency["jobId"]), set()).add(record.key)
 
     def forget(self, key: JobKey) -> None:
         self._admissions.pop(key, None)
@@ -107,6 +110,12 @@ class Store:
                     waiting.discard(key)
                     if not waiting:
                         del self._dependents[(record.namespace, str(name))]
+            elif dependency.get("jobId"):
+                by_id = self._dependents_by_id.get(str(dependency["jobId"]))
+                if by_id is not None:
+                    by_id.discard(key)
+                    if not by_id:
+                        del self._dependents_by_id[str(dependency["jobId"])]
 
     def job(self, key: JobKey) -> JobRecord | None:
         return self._jobs.get(key)
@@ -118,7 +127,9 @@ class Store:
         return self._keys_by_uid.get(uid)
 
     def dependents(self, key: JobKey) -> set[JobKey]:
-        return set(self._dependents.get(key, ()))
+        record = self._jobs.get(key)
+        by_id = self._dependents_by_id.get(record.uid, ()) if record is not None else ()
+        return set(self._dependents.get(key, ())) | set(by_id)
 
     # --- pods and Kubernetes Jobs of BatchJobs ------------------------------------------------
 

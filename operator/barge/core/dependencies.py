@@ -51,6 +51,19 @@ def combine(verdicts: Sequence[Verdict]) -> Verdict:
     return Verdict(True)
 
 
+def by_name(dependencies: Sequence[Mapping[str, Any]],
+            name_of_id: Callable[[str], str | None]) -> list[Mapping[str, Any]]:
+    """Dependencies given by `jobId` (AWS's way) as dependencies on the named job. An id no job has
+    (yet) becomes a name no BatchJob can have, so the dependent waits for it as for a missing name."""
+    named: list[Mapping[str, Any]] = []
+    for dependency in dependencies:
+        job_id = dependency.get("jobId")
+        if job_id and not dependency.get("jobName"):
+            dependency = {**dependency, "jobName": name_of_id(str(job_id)) or f"with jobId {job_id}"}
+        named.append(dependency)
+    return named
+
+
 def job_level(dependencies: Sequence[Mapping[str, Any]], state_of: Callable[[str], str | None]) -> Verdict:
     """The dependencies that gate the whole job: every one except N_TO_N and SEQUENTIAL."""
     verdicts = []

@@ -1,0 +1,50 @@
+"""What every operation is given: the API server as the caller, the caller's ARNs, the namespace."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from barge.awsapi.errors import AwsError, access_denied, client_error, server_error
+from barge.awsapi.identity import Identity
+from barge.awsapi.kubeapi import KubeApi, KubeError
+from barge.awsapi.names import Arns
+
+
+@dataclass
+class Context:
+    kube: KubeApi
+    who: Identity
+    arns: Arns
+    namespace: str
+
+
+def kube_error(error: KubeError, what: str) -> AwsError:
+    """An API server refusal in AWS's terms: RBAC's answer is AccessDenied, a bad object a ClientException."""
+    if error.status in (401, 403):
+        return access_denied(f"Not authorized ({what}): {error.message}")
+    if error.status == 404:
+        return client_error(f"{what}: not found")
+    if error.status in (400, 409, 422):
+        return client_error(f"{what}: {error.message}")
+    return server_error(f"{what}: the Kubernetes API server answered {error.status} {error.reason}")
+
+
+def page(items: list[Any], request: dict[str, Any], default: int = 100, largest: int = 1000,
+         field: str = "maxResults") -> tuple[list[Any], str | None]:
+    """One page of `items` and the nextToken of the next (an opaque offset), as AWS's list calls page."""
+    size = request.get(field) or default
+    if not isinstance(size, int) or not 1 <= size <= largest:
+        raise client_error(f"{field}: {size!r} must be between 1 and {largest}")
+    start = 0
+    if request.get("nextToken"):
+        try:
+            start = int(json.loads(base64.urlsafe_b64decode(str(request["nextToken"]).encode()))["offset"])
+        except (ValueError, KeyError, TypeError):
+            raise client_error("nextToken: not a token this API returned") from None
+    chunk = items[start:start + size]
+    more = start + size < len(items)
+    token = base64.urlsafe_b64encode(json.dumps({"offset": start + size}).encode()).decode() if more else None
+    return chunk, token

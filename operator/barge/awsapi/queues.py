@@ -1,0 +1,104 @@
+"""CreateJobQueue, UpdateJobQueue, DescribeJobQueues, DeleteJobQueue over the cluster's JobQueues."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from barge.awsapi import fields, mapping
+from barge.awsapi.context import Context, kube_error, page
+from barge.awsapi.errors import client_error
+from barge.awsapi.kubeapi import KubeError, path_of
+from barge.awsapi.names import TAGS_ANNOTATION, check_kube_name, name_of
+from barge.core.states import API_VERSION
+
+PLURAL = "jobqueues"
+
+
+async def _environments_exist(ctx: Context, spec: dict[str, Any]) -> None:
+    for i, entry in enumerate(spec.get("computeEnvironmentOrder") or []):
+        try:
+            await ctx.kube.get(ctx.who, path_of("computeenvironments", None, entry["computeEnvironment"]))
+        except KubeError as exc:
+            if exc.status == 404:
+                raise client_error(f"computeEnvironmentOrder[{i}].computeEnvironment: compute environment "
+                                   f"{entry['computeEnvironment']!r} does not exist") from None
+            raise kube_error(exc, "compute environment") from None
+
+
+async def find(ctx: Context, value: Any, field: str = "jobQueue") -> dict[str, Any] | None:
+    name = name_of(value, "job-queue", field)
+    try:
+        return await ctx.kube.get(ctx.who, path_of(PLURAL, None, name))
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise kube_error(exc, f"job queue {name}") from None
+
+
+async def get(ctx: Context, value: Any, field: str = "jobQueue") -> dict[str, Any]:
+    obj = await find(ctx, value, field)
+    if obj is None:
+        raise client_error(f"{field}: job queue {name_of(value, 'job-queue', field)!r} does not exist")
+    return obj
+
+
+async def create(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+    if request.get("schedulingPolicyArn"):
+        raise client_error("schedulingPolicyArn: scheduling policies are not served through this API yet")
+    name = check_kube_name(request.get("jobQueueName"), "jobQueueName")
+    spec = mapping.queue_spec({k: v for k, v in request.items() if k != "schedulingPolicyArn"}, create=True)
+    await _environments_exist(ctx, spec)
+    tags = fields.check_tags(request.get("tags"))
+    body = {"apiVersion": API_VERSION, "kind": "JobQueue",
+            "metadata": {"name": name, **({"annotations": {TAGS_ANNOTATION: json.dumps(tags)}} if tags else {})},
+            "spec": spec}
+    try:
+        await ctx.kube.create(ctx.who, path_of(PLURAL), body)
+    except KubeError as exc:
+        if exc.status == 409:
+            raise client_error(f"jobQueueName: job queue {name!r} already exists") from None
+        raise kube_error(exc, f"jobQueueName {name}") from None
+    return {"jobQueueName": name, "jobQueueArn": ctx.arns.queue(name)}
+
+
+async def update(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+    if request.get("schedulingPolicyArn"):
+        raise client_error("schedulingPolicyArn: scheduling policies are not served through this API yet")
+    obj = await get(ctx, request.get("jobQueue"))
+    name = obj["metadata"]["name"]
+    spec = mapping.queue_spec({k: v for k, v in request.items() if k not in ("jobQueue", "schedulingPolicyArn")},
+                              create=False)
+    await _environments_exist(ctx, spec)
+    try:
+        await ctx.kube.merge_patch(ctx.who, path_of(PLURAL, None, name), {"spec": spec})
+    except KubeError as exc:
+        raise kube_error(exc, f"jobQueue {name}") from None
+    return {"jobQueueName": name, "jobQueueArn": ctx.arns.queue(name)}
+
+
+async def describe(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+    wanted = request.get("jobQueues") or []
+    if wanted:
+        found = [await find(ctx, value, "jobQueues") for value in wanted]
+        objects = [o for o in found if o is not None]  # AWS leaves unknown names out of the answer
+    else:
+        try:
+            objects = await ctx.kube.list(ctx.who, path_of(PLURAL))
+        except KubeError as exc:
+            raise kube_error(exc, "job queues") from None
+        objects.sort(key=lambda o: o["metadata"]["name"])
+    chunk, token = page([mapping.queue_to_aws(o, ctx.arns) for o in objects], request)
+    return {"jobQueues": chunk, **({"nextToken": token} if token else {})}
+
+
+async def delete(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+    obj = await get(ctx, request.get("jobQueue"))
+    name = obj["metadata"]["name"]
+    if (obj.get("spec") or {}).get("state") != "DISABLED":
+        raise client_error(f"jobQueue: {name} must be DISABLED before it is deleted (UpdateJobQueue state=DISABLED)")
+    try:
+        await ctx.kube.delete(ctx.who, path_of(PLURAL, None, name))
+    except KubeError as exc:
+        raise kube_error(exc, f"jobQueue {name}") from None
+    return {}
