@@ -123,8 +123,40 @@ def operator(crds: Cluster, operator_process: OperatorProcess | None) -> Cluster
 
 from tests.e2e.barge_objects import barge  # noqa: E402,F401 - the per-test Barge fixture
 
+OWN_OPERATOR_FIXTURES = {"process", "operator_process"}
+SHARED_FIXTURES = {"operator", "barge"}  # they take the operator process only to have it running
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+
+def needs_own_operator(item: pytest.Item) -> bool:
+    """Tests that cannot share an operator with tests running beside them: those that start, stop or
+    kill it, the cluster lifecycle tests (they restart the cluster) and the real node's tier (it
+    brings the node up and builds its images on first use)."""
+    path = Path(str(item.fspath))
+    if path.name == "test_00_cluster_lifecycle.py" or "realnode" in path.parts:
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    if set(info.argnames) & OWN_OPERATOR_FIXTURES:
+        return True
+    # A fixture of the test's (autouse ones too) that takes the operator process to restart it.
+    return any(set(definition.argnames) & OWN_OPERATOR_FIXTURES
+               for name, definitions in info.name2fixturedefs.items() if name not in SHARED_FIXTURES
+               for definition in definitions)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The cluster lifecycle tests restart (and wipe) the session's cluster: they run before any other,
-    whatever folder the others live in (pytest collects tests/e2e/realnode before tests/e2e/test_*.py)."""
+    whatever folder the others live in (pytest collects tests/e2e/realnode before tests/e2e/test_*.py).
+    BARGE_E2E_PASS=shared keeps the tests that can share one operator (run in parallel by
+    tests/e2e/shared_operator.py), =own the others."""
     items.sort(key=lambda item: 0 if Path(str(item.fspath)).name == "test_00_cluster_lifecycle.py" else 1)
+    mode = os.environ.get("BARGE_E2E_PASS")
+    if mode not in ("shared", "own"):
+        return
+    e2e = [item for item in items if ROOT / "tests" / "e2e" in Path(str(item.fspath)).parents]
+    drop = [item for item in e2e if needs_own_operator(item) == (mode == "shared")]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        dropped = set(map(id, drop))
+        items[:] = [item for item in items if id(item) not in dropped]
