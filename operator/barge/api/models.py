@@ -578,7 +578,7 @@ class FairsharePolicy(Model):
 
 
 class SchedulingPolicySpec(Model):
-    fairsharePolicy: FairsharePolicy = Field(default_factory=lambda: FairsharePolicy())
+    fairsharePolicy: FairsharePolicy = Field(default_factory=lambda: FairsharePolicy.model_validate({}))
 
 
 class ShareStatus(Model):
