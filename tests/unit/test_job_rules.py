@@ -78,6 +78,7 @@ class Queue:
     name: str
     enabled: bool = True
     namespace_selector: dict[str, Any] | None = None
+    scheduling_policy: str | None = None
 
 
 def make(state: str | None = None, *, spec: dict[str, Any] | None = None, **status: Any) -> Job:

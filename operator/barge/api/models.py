@@ -397,7 +397,8 @@ class Overrides(Model):
 
 
 class ArrayProperties(Model):
-    size: int = Field(ge=2, le=100000, json_schema_extra=Cel(("self == oldSelf", "spec.arrayProperties.size is immutable")))
+    size: int = Field(ge=2, le=100000,
+                      json_schema_extra=Cel(("self == oldSelf", "spec.arrayProperties.size is immutable")))
     maxParallel: int | None = Field(
         None, ge=1, description="At most this many children in STARTING or RUNNING (beyond AWS, as Slurm's %N); "
                                 "may be changed while the array runs")
