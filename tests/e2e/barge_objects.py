@@ -14,6 +14,8 @@ DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
 FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
 FAIL_CODE = "pod-container-running-failed.stage.kwok.x-k8s.io/exit-code"
 FAIL_DELAY = "pod-container-running-failed.stage.kwok.x-k8s.io/delay"
+CLUSTER_PLURALS = {"ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues",
+                   "SchedulingPolicy": "schedulingpolicies"}
 
 
 def compute_environment(name: str, max_vcpus: int, pool: str = "cpu", state: str = "ENABLED",
@@ -46,6 +48,14 @@ def job_definition(name: str, cpu: str = "1", delay: str = "1s", command: list[s
             "spec": {"template": template, **spec}}
 
 
+def scheduling_policy(name: str, shares: dict[str, float] | None = None, decay_seconds: int = 0,
+                      reservation: int = 0) -> dict[str, Any]:
+    distribution = [{"shareIdentifier": s, "weightFactor": w} for s, w in (shares or {}).items()]
+    return {"apiVersion": API, "kind": "SchedulingPolicy", "metadata": {"name": name},
+            "spec": {"fairsharePolicy": {"shareDecaySeconds": decay_seconds, "computeReservation": reservation,
+                                         "shareDistribution": distribution}}}
+
+
 def batch_job(name: str, definition: str, queue: str, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": API, "kind": "BatchJob", "metadata": {"name": name},
             "spec": {"jobDefinition": definition, "jobQueue": queue, **spec}}
@@ -70,8 +80,8 @@ class Barge:
     def apply(self, *objects: dict[str, Any]) -> None:
         namespaced = []
         for obj in objects:
-            if obj["kind"] in ("ComputeEnvironment", "JobQueue"):
-                plural = {"ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues"}[obj["kind"]]
+            if obj["kind"] in CLUSTER_PLURALS:
+                plural = CLUSTER_PLURALS[obj["kind"]]
                 self._cluster_scoped.append((plural, obj["metadata"]["name"]))
             else:
                 namespaced.append(obj)

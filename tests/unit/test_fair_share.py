@@ -157,7 +157,7 @@ def test_compute_reservation_keeps_room_for_a_share_not_yet_running() -> None:
     assert decisions.waiting["a2"].category == CAPACITY
     assert "computeReservation 50" in decisions.waiting["a2"].reason
     # B arrives: it has no running job, so it may use the reserved room at once
-    both = alone[2:] + [job("b0", 100, "B"), job("b1", 101, "B")]
+    both = [*alone[2:], job("b0", 100, "B"), job("b1", 101, "B")]
     decisions = run(both, cpu=4, used=2, policy=policy, share_running={"A": 2000})
     assert placed(decisions) == ["b0"]  # then 2 active shares keep 25%: 1 vCPU stays free
 
