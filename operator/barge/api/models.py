@@ -561,7 +561,7 @@ class BatchJob(Model):
 # --- SchedulingPolicy ------------------------------------------------------------------------
 
 class ShareAttributes(Model):
-    shareIdentifier: str = Field(pattern=SHARE_ENTRY_PATTERN,
+    shareIdentifier: str = Field(max_length=256, pattern=SHARE_ENTRY_PATTERN,
                                  description="a share identifier; a trailing '*' matches every identifier it begins")
     weightFactor: float = Field(1.0, ge=0.0001, le=999.9999,
                                 description="lower is a larger share: 0.5 gets twice the vCPUs of 1.0")
@@ -574,8 +574,8 @@ class FairsharePolicy(Model):
         "keeps (computeReservation/100)^activeShares of maxvCpus free for shares with no running job"))
     shareDistribution: list[ShareAttributes] = Field(
         default_factory=list, max_length=500,
-        json_schema_extra=Cel(("self.all(a, self.exists_one(b, b.shareIdentifier == a.shareIdentifier))",
-                               "shareIdentifier values must be unique")))
+        # the API server keeps shareIdentifier unique (a list-map), at no CEL cost
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["shareIdentifier"]})
 
 
 class SchedulingPolicySpec(Model):
