@@ -195,3 +195,16 @@ class ShareOrder(Generic[T]):
             entry = self._entry(share)
             if self._heap and self._heap[0] < entry:
                 self._current = heapq.heappushpop(self._heap, entry)[2]
+
+
+def service_order(policy: Policy, jobs: Iterable[T], share_of: Callable[[T], str],
+                  submitted_of: Callable[[T], float], cpu_milli_of: Callable[[T], int],
+                  running_milli: Mapping[str, int]) -> list[T]:
+    """The order in which a policy's waiting jobs are considered, if each got what it asks for in turn
+    (what `barge describe` shows as a job's place). `jobs` come in each share's own order."""
+    order = ShareOrder(policy, jobs, share_of, submitted_of, running_milli)
+    result: list[T] = []
+    while (job := order.head()) is not None:
+        result.append(job)
+        order.took(cpu_milli_of(job))
+    return result
