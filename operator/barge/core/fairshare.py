@@ -174,7 +174,10 @@ class ShareOrder(Generic[T]):
 
     def skip(self) -> None:
         """The head got nothing: its share's standing is unchanged, so the share stays first."""
-        self._advance(changed=False)
+        queue = self._queues[self._current]  # type: ignore[index]
+        queue.pop()
+        if not queue:
+            self._current = None
 
     def took(self, cpu_milli: int) -> None:
         """The head was given `cpu_milli` (and leaves the order)."""

@@ -273,8 +273,9 @@ class _Pass:
     def _streams(self, jobs: list[Runnable]) -> list[tuple[_Stream, ShareOrder[Runnable] | None]]:
         fifo: list[Runnable] = []
         shared: dict[str, list[Runnable]] = {}
+        policy_of = {name: queue.policy for name, queue in self.snapshot.queues.items()}
         for job in jobs:
-            policy = self.snapshot.queues[job.queue].policy
+            policy = policy_of[job.queue]
             if policy is None:
                 fifo.append(job)
             elif policy not in self.snapshot.policies:
@@ -291,6 +292,16 @@ class _Pass:
         return streams
 
     def _serve(self, streams: list[tuple[_Stream, ShareOrder[Runnable] | None]]) -> None:
+        if len(streams) == 1:  # most often: one queue, or one fair-share policy, at this priority
+            only, order = streams[0]
+            head, took, skip, attempt = only.head, only.took, only.skip, self._try
+            while (job := head()) is not None:
+                cpu_milli = attempt(job, order)
+                if cpu_milli:
+                    took(cpu_milli)
+                else:
+                    skip()
+            return
         while streams:
             chosen: tuple[_Stream, ShareOrder[Runnable] | None] | None = None
             first: Runnable | None = None
@@ -311,6 +322,17 @@ class _Pass:
     def _try(self, job: Runnable, order: ShareOrder[Runnable] | None) -> int:
         """Place what the caps allow of the job; the vCPU (milli) it was given."""
         queue = self.snapshot.queues[job.queue]
+        if (queue.max_running is None and job.max_parallel is None
+                and (order is None or not order.reserve)):  # nothing but capacity limits it
+            placement = self.placer.place(job, _candidates(job, queue))
+            if placement is not None:
+                self.placements.append(placement)
+            placed = 0 if placement is None else placement.count
+            if placed < job.count:
+                self.unplaced.append(job)
+                if placed:
+                    self.partly_placed[job.key] = placed
+            return placed * job.request.cpu_milli
         wanted, hold = job.count, None
         if queue.max_running is not None:
             room = max(0, queue.max_running - self.running_jobs.get(queue.name, 0))
@@ -352,6 +374,9 @@ def _reservation_note(job: Runnable, order: ShareOrder[Runnable]) -> str:
 
 def _levels(jobs: list[Runnable], queues: Mapping[str, Queue]) -> Iterator[list[Runnable]]:
     """Consecutive runs of jobs whose queues have the same priority (jobs come sorted by it)."""
+    if len({queue.priority for queue in queues.values()}) <= 1:
+        yield jobs
+        return
     level: list[Runnable] = []
     priority: int | None = None
     for job in jobs:
