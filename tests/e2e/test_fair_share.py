@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import kubernetes
+import pytest
 
 from tests.e2e.barge_objects import (
     Barge,
@@ -17,7 +18,7 @@ from tests.e2e.barge_objects import (
     job_queue,
     scheduling_policy,
 )
-from tests.e2e.conftest import metrics_url
+from tests.e2e.conftest import OperatorProcess, metrics_url
 from tests.e2e.kube import GROUP, VERSION, eventually
 
 BATCHJOB_LABEL = "barge.dev/batchjob"
@@ -220,3 +221,28 @@ def test_a_queue_with_max_running_jobs_1_runs_jobs_one_after_another(barge: Barg
     assert pods.peak == 1
     spans = sorted((s["attempts"][0]["startedAt"], s["stoppedAt"]) for s in done.values())
     assert all(spans[i][1] <= spans[i + 1][0] for i in range(len(spans) - 1)), spans
+
+
+def test_share_usage_survives_an_operator_restart(barge: Barge, operator_process: OperatorProcess | None) -> None:
+    if operator_process is None:
+        pytest.skip("the operator is installed externally; this test restarts a local one")
+    q = _fair_queue(barge, 1, scheduling_policy("sp", decay_seconds=3600))
+    barge.apply(job_definition("work", cpu="1", delay="1s"), job_definition("blocker", cpu="1", delay="4s"))
+    barge.apply(batch_job("busy-0", "work", q, shareIdentifier="busy"))
+    barge.wait_state("busy-0", "SUCCEEDED")
+
+    def written() -> float:
+        shares = (barge.cluster.cluster_object("schedulingpolicies", barge.name("sp")).get("status") or {}).get(
+            "shares") or []
+        return next((s["usage"] for s in shares if s["shareIdentifier"] == "busy"), 0.0)
+
+    eventually(lambda: written() > 0, 20, message="busy's usage in the policy's status")
+    operator_process.restart(kill=True)
+    barge.apply(batch_job("other-0", "blocker", q, shareIdentifier="other"))
+    barge.wait_state("other-0", "RUNNING", timeout=60)
+    barge.apply(batch_job("busy-1", "work", q, shareIdentifier="busy"))  # submitted first...
+    time.sleep(0.5)
+    barge.apply(batch_job("quiet-1", "work", q, shareIdentifier="quiet"))
+    done = barge.wait_all(["busy-1", "quiet-1"], "SUCCEEDED", timeout=60)
+    # ...but busy ran before the restart, and the restarted operator remembers it
+    assert done["quiet-1"]["stoppedAt"] <= done["busy-1"]["attempts"][0]["startedAt"]

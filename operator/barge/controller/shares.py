@@ -109,7 +109,7 @@ def policy_status(record: PolicyRecord, usage: Mapping[str, float], counts: Shar
     policy = record.to_core(dict(usage))
     active = {*counts.runnable, *(s for s, m in counts.running_milli.items() if m > 0)}
     shown = sorted({*active, *usage}, key=lambda s: (-usage.get(s, 0.0), s))
-    in_effect = fairshare.weights(policy.distribution, set(shown))
+    in_effect = {s: fairshare.weight_of(policy.distribution, s, active) for s in shown}  # n counts active ones
     shares = [{"shareIdentifier": s, "weightFactor": round(in_effect[s], 4), "usage": round(usage.get(s, 0.0), 1),
                "runningvCpus": counts.running_milli.get(s, 0) / 1000.0, "runnableJobs": counts.runnable.get(s, 0)}
               for s in shown]
