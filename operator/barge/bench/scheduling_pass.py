@@ -16,6 +16,7 @@ import cProfile
 import dataclasses
 import inspect
 import pstats
+import resource
 import statistics
 import sys
 import time
@@ -153,6 +154,7 @@ async def main() -> None:
     print(f"  of which statuses  {await timed(lambda: op.summaries.refresh(usage)):8.1f}"
           "   (queues' and compute environments')")
     print(f"  sweep              {await timed(op.housekeeping.sweep):8.1f}")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":
