@@ -26,9 +26,10 @@ MERGE_PATCH = "application/merge-patch+json"
 # Events wait while job writes are queued, at most this long each, and at most this many at once.
 EVENT_DELAY_SECONDS = 5.0
 EVENT_BACKLOG = 10_000
-PLURALS = {"BatchJob": "batchjobs", "ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues"}
-SMALL_KINDS = ("jobdefinitions", "computeenvironments", "jobqueues", "namespaces")  # indexed by kopf
-CLUSTER_KINDS = ("computeenvironments", "jobqueues", "namespaces")
+PLURALS = {"BatchJob": "batchjobs", "ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues",
+           "SchedulingPolicy": "schedulingpolicies"}
+SMALL_KINDS = ("jobdefinitions", "computeenvironments", "jobqueues", "schedulingpolicies", "namespaces")  # kopf's
+CLUSTER_KINDS = ("computeenvironments", "jobqueues", "schedulingpolicies", "namespaces")
 WATCH_SECONDS = 300  # the server ends each watch after this long; it is resumed from its last version
 
 

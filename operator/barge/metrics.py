@@ -36,3 +36,6 @@ LEADER = Gauge("barge_leader", "1 while this replica holds the leader lease (alw
 WATCH_RELISTS = Counter("barge_watch_relists_total",
                         "Watches of BatchJobs, Jobs or pods that expired (410 Gone) and were listed again",
                         ["resource"])
+SHARE_USAGE = Gauge("barge_share_usage_vcpu_seconds",
+                    "A fair share's decayed usage (vCPU-seconds, decayed over the policy's shareDecaySeconds)",
+                    ["policy", "share"])

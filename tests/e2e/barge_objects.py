@@ -16,8 +16,9 @@ DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
 FAIL_LABEL = "pod-container-running-failed.stage.kwok.x-k8s.io"
 FAIL_CODE = "pod-container-running-failed.stage.kwok.x-k8s.io/exit-code"
 FAIL_DELAY = "pod-container-running-failed.stage.kwok.x-k8s.io/delay"
-PLURALS = {"ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues", "JobDefinition": "jobdefinitions",
-           "BatchJob": "batchjobs"}
+CLUSTER_PLURALS = {"ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues",
+                   "SchedulingPolicy": "schedulingpolicies"}
+PLURALS = {**CLUSTER_PLURALS, "JobDefinition": "jobdefinitions", "BatchJob": "batchjobs"}
 
 
 def compute_environment(name: str, max_vcpus: int, pool: str = "cpu", state: str = "ENABLED",
@@ -50,6 +51,14 @@ def job_definition(name: str, cpu: str = "1", delay: str = "1s", command: list[s
             "spec": {"template": template, **spec}}
 
 
+def scheduling_policy(name: str, shares: dict[str, float] | None = None, decay_seconds: int = 0,
+                      reservation: int = 0) -> dict[str, Any]:
+    distribution = [{"shareIdentifier": s, "weightFactor": w} for s, w in (shares or {}).items()]
+    return {"apiVersion": API, "kind": "SchedulingPolicy", "metadata": {"name": name},
+            "spec": {"fairsharePolicy": {"shareDecaySeconds": decay_seconds, "computeReservation": reservation,
+                                         "shareDistribution": distribution}}}
+
+
 def batch_job(name: str, definition: str, queue: str, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": API, "kind": "BatchJob", "metadata": {"name": name},
             "spec": {"jobDefinition": definition, "jobQueue": queue, **spec}}
@@ -74,8 +83,8 @@ class Barge:
     def apply(self, *objects: dict[str, Any]) -> None:
         namespaced = []
         for obj in objects:
-            if obj["kind"] in ("ComputeEnvironment", "JobQueue"):
-                self._cluster_scoped.append((PLURALS[obj["kind"]], obj["metadata"]["name"]))
+            if obj["kind"] in CLUSTER_PLURALS:
+                self._cluster_scoped.append((CLUSTER_PLURALS[obj["kind"]], obj["metadata"]["name"]))
             else:
                 namespaced.append(obj)
         cluster_objects = [o for o in objects if o not in namespaced]
@@ -89,7 +98,7 @@ class Barge:
         server's refusal, or None when it was created (cluster-scoped ones are removed at the end)."""
         plural = PLURALS[obj["kind"]]
         try:
-            if obj["kind"] in ("ComputeEnvironment", "JobQueue"):
+            if obj["kind"] in CLUSTER_PLURALS:
                 self.cluster.custom.create_cluster_custom_object(GROUP, VERSION, plural, obj,
                                                                  field_validation="Strict")
                 self._cluster_scoped.append((plural, obj["metadata"]["name"]))

@@ -61,7 +61,7 @@ def namespace(cluster: Cluster) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def crds(cluster: Cluster) -> Cluster:
     cluster.kubectl("apply", "-f", str(ROOT / "crds"))
-    for plural in ("batchjobs", "jobdefinitions", "jobqueues", "computeenvironments"):
+    for plural in ("batchjobs", "jobdefinitions", "jobqueues", "computeenvironments", "schedulingpolicies"):
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{plural}.barge.dev", "--timeout=60s")
     return cluster
 

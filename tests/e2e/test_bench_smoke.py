@@ -35,3 +35,26 @@ def test_every_benchmark_step_runs_and_reports_its_figures(crds: Cluster,
     assert r["p3_objects_created"] == 1, "an array is one Kubernetes Job"
     assert r["p4_cycles_observed"] > 0
     print("\n" + bench.table(r))
+
+
+def test_deep_queue_benchmark_on_a_fair_share_queue_reports_its_figures(
+        crds: Cluster, operator_process: OperatorProcess | None) -> None:
+    if operator_process is None or not crds.local:
+        pytest.skip("runs its own operator on the project's local cluster")
+    operator_process.stop()
+    bench.OUT_DIR.mkdir(parents=True, exist_ok=True)
+    runner = bench.Bench(crds.kubeconfig, bench.SMOKE)
+    try:
+        runner.start_operator()
+        try:
+            runner.p4_deep_queue(observe_seconds=5, shares=5)
+        finally:
+            runner.stop_operator()
+    finally:
+        operator_process.start()
+    r = runner.results
+    assert r["p4fs_shares"] == 5 and r["p4fs_jobs"] == bench.SMOKE.p4_jobs
+    for key in ("p4fs_rss_mb", "p4fs_cycle_p50_ms", "p4fs_cycle_p95_ms"):
+        assert isinstance(r[key], (int, float)) and r[key] > 0, (key, r.get(key))
+    assert r["p4fs_cycles_observed"] > 0
+    assert "p4_rss_mb" not in r  # the FIFO figures are not overwritten

@@ -181,3 +181,18 @@ def test_an_environment_without_a_type_is_unmanaged(crds: Cluster) -> None:
         assert stored["spec"]["type"] == "UNMANAGED"
     finally:
         crds.kubectl("delete", "computeenvironment", "untyped-ce", "--wait=false", check=False)
+
+
+def test_fair_share_rules_are_enforced_at_apply(crds: Cluster, namespace: str) -> None:
+    policy = {"apiVersion": "barge.dev/v1alpha1", "kind": "SchedulingPolicy", "metadata": {"name": f"{namespace}-sp"},
+              "spec": {"fairsharePolicy": {"shareDistribution": [{"shareIdentifier": "a", "weightFactor": 1},
+                                                                 {"shareIdentifier": "a", "weightFactor": 2}]}}}
+    message = rejected(crds, policy, None)
+    assert "spec.fairsharePolicy.shareDistribution[1]" in message and "Duplicate value" in message
+    crds.apply([batch_job("array", "def", "queue", arrayProperties={"size": 10, "maxParallel": 2})], namespace)
+    crds.apply([batch_job("array", "def", "queue", arrayProperties={"size": 10, "maxParallel": 5})], namespace)
+    message = rejected(crds, batch_job("array", "def", "queue", arrayProperties={"size": 11, "maxParallel": 5}),
+                       namespace)
+    assert "spec.arrayProperties.size is immutable" in message
+    message = rejected(crds, batch_job("array", "def", "queue", shareIdentifier="late"), namespace)
+    assert "spec.shareIdentifier is immutable" in message

@@ -44,3 +44,39 @@ def test_every_command_has_help_with_an_example() -> None:
     for name, sub in subparsers.choices.items():  # type: ignore[attr-defined]
         if name in jobs.COMMANDS or name == "bench":
             assert sub.epilog and sub.epilog.startswith("example: barge "), name
+
+
+def _job(name: str, share: str | None, queued: float, priority: int = 0, state: str = "RUNNABLE") -> dict:
+    spec = {"jobQueue": "q", **({"shareIdentifier": share} if share else {})}
+    return {"metadata": {"name": name, "namespace": "ns"}, "spec": spec,
+            "status": {"state": state, "queuedAt": queued,
+                       "resolved": {"schedulingPriority": priority, "request": {"cpuMilli": 1000}}}}
+
+
+POLICY = {"metadata": {"name": "sp"},
+          "spec": {"fairsharePolicy": {"shareDistribution": [{"shareIdentifier": "B", "weightFactor": 0.5}]}},
+          "status": {"shares": [{"shareIdentifier": "A", "weightFactor": 1.0, "usage": 0.0, "runningvCpus": 0,
+                                 "runnableJobs": 3},
+                                {"shareIdentifier": "B", "weightFactor": 0.5, "usage": 12.5, "runningvCpus": 1.0,
+                                 "runnableJobs": 1}]}}
+
+
+def test_queue_position_in_a_fifo_queue_follows_priority_then_submission() -> None:
+    waiting = [_job("early", None, 1), _job("urgent", None, 5, priority=9), _job("late", None, 9),
+               _job("running", None, 0, state="RUNNING")]
+    assert [jobs.queue_position(j, waiting, None) for j in waiting[:3]] == [
+        "2 of 3 RUNNABLE in queue 'q'", "1 of 3 RUNNABLE in queue 'q'", "3 of 3 RUNNABLE in queue 'q'"]
+
+
+def test_queue_position_in_a_fair_share_queue_serves_shares_by_standing() -> None:
+    # B runs 1 vCPU at weight 0.5 (standing 0.5+), A runs nothing: A, then B (0.5 < A's 1), then A, A
+    waiting = [_job("a1", "A", 1), _job("a2", "A", 2), _job("a3", "A", 3), _job("b1", "B", 4)]
+    places = {j["metadata"]["name"]: jobs.queue_position(j, waiting, POLICY).split()[0] for j in waiting}
+    assert places == {"a1": "1", "b1": "2", "a2": "3", "a3": "4"}
+
+
+def test_share_line_shows_weight_usage_and_what_runs() -> None:
+    assert jobs.share_line(_job("b1", "B", 4), POLICY) == (
+        "B of policy 'sp': weightFactor 0.5, usage 12.5 vCPU-seconds, 1.0 vCPUs running, 1 jobs waiting")
+    assert jobs.share_line(_job("c", "C", 4), POLICY).startswith("C of policy 'sp': weightFactor 1.0, usage 0")
+    assert jobs.share_line(_job("x", None, 1), POLICY) == "-"

@@ -32,16 +32,11 @@ OPERATOR = Path(__file__).resolve().parents[2] / "operator" / "barge"
 SOURCES = sorted([*(OPERATOR / "core").rglob("*.py"), *(OPERATOR / "controller").rglob("*.py"),
                   OPERATOR / "kube.py"])
 
-FAIR_SHARE = "issue 18 (fair share and scheduling priority)"
 MANAGED = "issue 19 (managed compute environments)"
 KNOWN_UNREAD: dict[tuple[str, str], str] = {
     # Refused by CEL unless type is MANAGED, and a MANAGED environment is INVALID until issue 19.
     ("ComputeEnvironment", "spec.computeResources.minvCpus"): MANAGED,
     ("ComputeEnvironment", "spec.computeResources.desiredvCpus"): MANAGED,
-    ("JobQueue", "spec.schedulingPolicy"): FAIR_SHARE,
-    ("JobDefinition", "spec.schedulingPriority"): FAIR_SHARE,
-    ("BatchJob", "spec.schedulingPriorityOverride"): FAIR_SHARE,
-    ("BatchJob", "spec.shareIdentifier"): FAIR_SHARE,
 }
 
 # Read whole and handed to Kubernetes, which reads the fields inside.

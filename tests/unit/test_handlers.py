@@ -21,4 +21,4 @@ def test_kopf_watches_only_the_small_kinds() -> None:
     registry = kopf.get_default_registry()
     watched = {handler.selector.any_name for handler in [*registry._watching.get_all_handlers(),
                                                         *registry._indexing.get_all_handlers()]}
-    assert watched == {"computeenvironments", "jobqueues", "jobdefinitions", "namespaces"}
+    assert watched == {"computeenvironments", "jobqueues", "jobdefinitions", "schedulingpolicies", "namespaces"}

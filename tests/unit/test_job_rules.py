@@ -78,6 +78,7 @@ class Queue:
     name: str
     enabled: bool = True
     namespace_selector: dict[str, Any] | None = None
+    scheduling_policy: str | None = None
 
 
 def make(state: str | None = None, *, spec: dict[str, Any] | None = None, **status: Any) -> Job:
@@ -234,7 +235,7 @@ def test_plain_job_is_admitted_runnable_and_held_for_the_scheduling_pass() -> No
         "statusReason": "Waiting in job queue 'q' for a scheduling pass",
         "resolved": {"template": DEFINITION["template"], "retryStrategy": {"attempts": 1, "evaluateOnExit": []},
                      "timeoutSeconds": None, "labels": {},
-                     "request": {"cpuMilli": 500, "memory": 256 * MiB, "gpus": 0}},
+                     "request": {"cpuMilli": 500, "memory": 256 * MiB, "gpus": 0}, "schedulingPriority": 0},
     }
 
 

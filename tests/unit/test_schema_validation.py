@@ -206,3 +206,42 @@ def test_the_selector_key_rule_uses_the_label_key_pattern() -> None:
 def test_label_values_as_the_schema_and_the_operator_judge_them(value: Any, good: bool) -> None:
     assert (refused(environment(nodeSelector={"pool": value})) == []) == good
     assert (models.label_value_problem(value) is None) == good
+
+
+def policy(*shares: dict[str, Any], **fairshare: Any) -> dict[str, Any]:
+    return {"apiVersion": models.API_VERSION, "kind": "SchedulingPolicy", "metadata": {"name": "sp"},
+            "spec": {"fairsharePolicy": {"shareDistribution": list(shares), **fairshare}}}
+
+
+SHARES = "spec.fairsharePolicy.shareDistribution[0]"
+
+
+@pytest.mark.parametrize(("obj", "field"), [
+    pytest.param(policy(shareDecaySeconds=-1), "spec.fairsharePolicy.shareDecaySeconds", id="decay-negative"),
+    pytest.param(policy(shareDecaySeconds=604801), "spec.fairsharePolicy.shareDecaySeconds", id="decay-over-a-week"),
+    pytest.param(policy(computeReservation=100), "spec.fairsharePolicy.computeReservation", id="reservation-100"),
+    pytest.param(policy({"shareIdentifier": "a", "weightFactor": 0}), f"{SHARES}.weightFactor", id="weight-zero"),
+    pytest.param(policy({"shareIdentifier": "a", "weightFactor": 1000}), f"{SHARES}.weightFactor",
+                 id="weight-1000"),
+    pytest.param(policy({"shareIdentifier": "a*b"}), f"{SHARES}.shareIdentifier", id="star-inside"),
+    pytest.param(policy({"weightFactor": 1}), f"{SHARES}.shareIdentifier", id="identifier-missing"),
+    pytest.param(batch_job(shareIdentifier="team-*"), "spec.shareIdentifier", id="job-share-with-star"),
+    pytest.param(batch_job(schedulingPriorityOverride=10000), "spec.schedulingPriorityOverride",
+                 id="priority-over-9999"),
+    pytest.param(batch_job(arrayProperties={"size": 10, "maxParallel": 0}), "spec.arrayProperties.maxParallel",
+                 id="max-parallel-zero"),
+])
+def test_bad_fair_share_input_is_refused_at_the_field(obj: dict[str, Any], field: str) -> None:
+    assert set(refused(obj)) == {field}
+
+
+def test_good_fair_share_input_passes() -> None:
+    assert refused(policy({"shareIdentifier": "team-a*", "weightFactor": 0.0001}, {"shareIdentifier": "b"},
+                          shareDecaySeconds=604800, computeReservation=99)) == []
+    assert refused(batch_job(shareIdentifier="team-a1", schedulingPriorityOverride=9999,
+                             arrayProperties={"size": 10, "maxParallel": 3})) == []
+    queue = {"apiVersion": models.API_VERSION, "kind": "JobQueue", "metadata": {"name": "q"},
+             "spec": {"computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "ce"}],
+                      "schedulingPolicy": "sp", "maxRunningJobs": 1}}
+    assert refused(queue) == []
+    assert refused(changed(queue, lambda q: q["spec"].update(maxRunningJobs=0))) == ["spec.maxRunningJobs"]

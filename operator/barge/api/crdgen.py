@@ -127,6 +127,16 @@ KINDS: dict[str, dict[str, Any]] = {
             _column("Job-ID", ".status.jobId", priority=1),
         ],
     },
+    "SchedulingPolicy": {
+        "model": models.SchedulingPolicy, "plural": "schedulingpolicies", "scope": "Cluster", "short": ["sp"],
+        "columns": [
+            _column("Active", ".status.activeShares", "integer", desc="shares with jobs waiting or running"),
+            _column("Busiest", ".status.busiest", desc="the shares with the most decayed usage (vCPU-seconds)"),
+            _column("Decay", ".spec.fairsharePolicy.shareDecaySeconds", "integer", priority=1),
+            _column("Reservation", ".spec.fairsharePolicy.computeReservation", "integer", priority=1),
+            AGE,
+        ],
+    },
 }
 
 

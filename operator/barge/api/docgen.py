@@ -23,13 +23,25 @@ KIND_MEANINGS = {
     "JobDefinition": "A pod template plus retry, timeout and parameter defaults. AWS: job definition (a BatchJob "
                      "resolves it once, at submission, instead of AWS's revisions).",
     "BatchJob": "One submitted job, or one array of jobs. AWS: SubmitJob, and what DescribeJobs reports.",
+    "SchedulingPolicy": "A fair-share policy that job queues name in spec.schedulingPolicy. AWS: scheduling policy.",
 }
 
 MEANINGS: dict[str, str] = {
+    # SchedulingPolicy
+    "SchedulingPolicy.spec": "The policy's desired state.",
+    "SchedulingPolicy.spec.fairsharePolicy": "How a fair-share queue orders the shares of its waiting jobs "
+                                             "(AWS's fairsharePolicy).",
+    "SchedulingPolicy.spec.fairsharePolicy.shareDistribution": "The weight of each share identifier (a trailing * "
+                                                               "is a prefix); an identifier none names weighs 1.",
+    "SchedulingPolicy.status": "What the operator observed: the shares' usage, kept across restarts.",
+    "SchedulingPolicy.status.shares": "One entry per share seen on the policy's queues.",
+    "SchedulingPolicy.status.shares[].shareIdentifier": "The share, as jobs name it in spec.shareIdentifier.",
+    "SchedulingPolicy.status.shares[].runningvCpus": "vCPUs its jobs hold now (STARTING or RUNNING).",
+    "SchedulingPolicy.status.shares[].runnableJobs": "Its jobs waiting in RUNNABLE.",
+    "SchedulingPolicy.status.activeShares": "How many shares have jobs waiting or running.",
     # ComputeEnvironment
     "ComputeEnvironment.spec": "The environment's desired state.",
-    "ComputeEnvironment.spec.type": "MANAGED (Barge keeps the pool sized from demand) or UNMANAGED (the nodes that "
-                                    "already match the selector). Immutable.",
+    "ComputeEnvironment.spec.type": "UNMANAGED (the nodes that already match the selector) or MANAGED. Immutable.",
     "ComputeEnvironment.spec.state": "ENABLED, or DISABLED: no new placements; running jobs finish.",
     "spec.computeResources": "The pool and its quota.",
     "computeResources.minvCpus": "vCPUs a MANAGED environment keeps even when idle.",

@@ -1,4 +1,4 @@
-"""The four kinds of barge.dev/v1alpha1 as pydantic models: the single source of the CRD schemas.
+"""The five kinds of barge.dev/v1alpha1 as pydantic models: the single source of the CRD schemas.
 
 Field names follow ../shared/design/api.md (AWS Batch's camelCase). `Cel(...)` attaches
 x-kubernetes-validations; `crdgen` turns these models into structural OpenAPI schemas.
@@ -246,6 +246,11 @@ class LabelSelector(Model):
 
 
 class JobQueueSpec(Model):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=Cel(
+        ("has(self.schedulingPolicy) == has(oldSelf.schedulingPolicy)",
+         "spec.schedulingPolicy: a FIFO queue cannot become a fair-share queue nor the reverse (as in AWS); "
+         "another policy may be named"),
+    ))
     priority: int = Field(0, ge=0)
     state: State = "ENABLED"
     computeEnvironmentOrder: list[ComputeEnvironmentOrder] = Field(
@@ -257,7 +262,11 @@ class JobQueueSpec(Model):
         ),
     )
     jobStateTimeLimitActions: list[JobStateTimeLimitAction] = Field(default_factory=list, max_length=5)
-    schedulingPolicy: Name | None = Field(None, description="Fair-share policy (phase 2).")
+    schedulingPolicy: Name | None = Field(
+        None, description="The SchedulingPolicy that makes this a fair-share queue; absent: a FIFO queue.")
+    maxRunningJobs: int | None = Field(
+        None, ge=1, description="At most this many jobs (array children included) in STARTING or RUNNING "
+                                "(beyond AWS); absent: no cap.")
     namespaceSelector: LabelSelector | None = Field(
         None, description="Only jobs from the namespaces it selects may use the queue (beyond AWS); absent: all.")
 
@@ -382,7 +391,11 @@ class Overrides(Model):
 
 
 class ArrayProperties(Model):
-    size: int = Field(ge=2, le=100000)
+    size: int = Field(ge=2, le=100000,
+                      json_schema_extra=Cel(("self == oldSelf", "spec.arrayProperties.size is immutable")))
+    maxParallel: int | None = Field(
+        None, ge=1, description="At most this many children in STARTING or RUNNING (beyond AWS, as Slurm's %N); "
+                                "may be changed while the array runs")
 
 
 class Dependency(Model):
@@ -398,8 +411,11 @@ class Reason(Model):
 
 IMMUTABLE_SPEC_FIELDS = (
     "jobDefinition", "jobQueue", "parameters", "overrides", "retryStrategy", "timeout",
-    "arrayProperties", "dependsOn", "schedulingPriorityOverride", "shareIdentifier", "tags",
+    "dependsOn", "shareIdentifier", "tags",
 )
+# A job's share identifier: no '*' (that is a policy's prefix match).
+SHARE_IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.-]{1,255}$"
+SHARE_ENTRY_PATTERN = r"^[A-Za-z0-9_.-]{1,255}[*]?$|^[*]$"
 
 
 def _immutable(field: str) -> tuple[str, str]:
@@ -417,6 +433,8 @@ class BatchJobSpec(Model):
         extra="forbid",
         json_schema_extra=Cel(
             *[_immutable(f) for f in IMMUTABLE_SPEC_FIELDS],
+            ("has(self.arrayProperties) == has(oldSelf.arrayProperties)",
+             "spec.arrayProperties cannot be added or removed once submitted"),
             _final("cancel"),
             _final("terminate"),
             ("!has(self.dependsOn) || self.dependsOn.all(d, !has(d.type) || d.type != 'SEQUENTIAL'"
@@ -440,8 +458,12 @@ class BatchJobSpec(Model):
     timeout: Timeout | None = None
     arrayProperties: ArrayProperties | None = None
     dependsOn: list[Dependency] | None = Field(None, max_length=20)
-    schedulingPriorityOverride: int | None = Field(None, ge=0, le=9999)
-    shareIdentifier: str | None = Field(None, max_length=255)
+    schedulingPriorityOverride: int | None = Field(
+        None, ge=0, le=9999, description="Replaces the definition's schedulingPriority; may be changed while the "
+                                         "job waits (SUBMITTED, PENDING, RUNNABLE)")
+    shareIdentifier: str | None = Field(
+        None, max_length=255, pattern=SHARE_IDENTIFIER_PATTERN,
+        description="The fair share this job counts against; required on a fair-share queue, refused on a FIFO one")
     tags: Tags = Field(default_factory=dict)
     cancel: Reason | None = None
     terminate: Reason | None = None
@@ -475,6 +497,7 @@ class ResolvedJob(Model):
     timeoutSeconds: int | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     request: ResolvedRequest
+    schedulingPriority: int = Field(0, description="the definition's, at submission")
 
 
 class ArrayStatus(Model):
@@ -512,9 +535,70 @@ class BatchJobStatus(Model):
     conditions: list[Condition] | None = None
 
 
+_OVERRIDE = "self.spec.schedulingPriorityOverride"
+_OLD_OVERRIDE = "oldSelf.spec.schedulingPriorityOverride"
+
+
 class BatchJob(Model):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=Cel({
+        "rule": f"(has({_OVERRIDE}) == has({_OLD_OVERRIDE}) && (!has({_OVERRIDE}) || {_OVERRIDE} == {_OLD_OVERRIDE}))"
+                " || !has(oldSelf.status) || !has(oldSelf.status.state)"
+                " || oldSelf.status.state in ['SUBMITTED', 'PENDING', 'RUNNABLE']",
+        "message": "spec.schedulingPriorityOverride may be changed only while the job waits "
+                   "(SUBMITTED, PENDING, RUNNABLE)",
+        "fieldPath": ".spec.schedulingPriorityOverride",
+    }))
     apiVersion: str = API_VERSION
     kind: Literal["BatchJob"] = "BatchJob"
     metadata: PreservedObject = Field(default_factory=dict)
     spec: BatchJobSpec
     status: BatchJobStatus | None = None
+
+
+# --- SchedulingPolicy ------------------------------------------------------------------------
+
+class ShareAttributes(Model):
+    shareIdentifier: str = Field(max_length=256, pattern=SHARE_ENTRY_PATTERN,
+                                 description="a share identifier; a trailing '*' matches every identifier it begins")
+    weightFactor: float = Field(1.0, ge=0.0001, le=999.9999,
+                                description="lower is a larger share: 0.5 gets twice the vCPUs of 1.0")
+
+
+class FairsharePolicy(Model):
+    shareDecaySeconds: int = Field(0, ge=0, le=604800,
+                                   description="the window usage decays over; 0: AWS's default of 600 seconds")
+    computeReservation: int = Field(0, ge=0, le=99, description=(
+        "keeps (computeReservation/100)^activeShares of maxvCpus free for shares with no running job"))
+    shareDistribution: list[ShareAttributes] = Field(
+        default_factory=list, max_length=500,
+        # the API server keeps shareIdentifier unique (a list-map), at no CEL cost
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["shareIdentifier"]})
+
+
+class SchedulingPolicySpec(Model):
+    fairsharePolicy: FairsharePolicy = Field(default_factory=lambda: FairsharePolicy.model_validate({}))
+
+
+class ShareStatus(Model):
+    shareIdentifier: str
+    weightFactor: float = Field(description="the weight in effect (n*w for each of n identifiers of a prefix entry)")
+    usage: float = Field(0, description="decayed vCPU-seconds")
+    runningvCpus: float = 0
+    runnableJobs: int = 0
+
+
+class SchedulingPolicyStatus(Model):
+    shares: list[ShareStatus] | None = None
+    usageAt: str | None = Field(None, description="when `usage` was computed (RFC 3339)")
+    busiest: str | None = Field(None, description="the shares with the most usage, for the printer column")
+    activeShares: int | None = None
+    observedGeneration: int | None = None
+    conditions: list[Condition] | None = None
+
+
+class SchedulingPolicy(Model):
+    apiVersion: str = API_VERSION
+    kind: Literal["SchedulingPolicy"] = "SchedulingPolicy"
+    metadata: PreservedObject = Field(default_factory=dict)
+    spec: SchedulingPolicySpec
+    status: SchedulingPolicyStatus | None = None

@@ -5,7 +5,8 @@
   creating the same N Jobs.
 - P2 admission through a quota: many one-pod jobs through a compute environment that fits 100.
 - P3 arrays: one big array: objects created, status size, time to full parallelism.
-- P4 deep queue: many RUNNABLE jobs: operator peak RSS and scheduling-cycle p50/p95.
+- P4 deep queue: many RUNNABLE jobs: operator peak RSS and scheduling-cycle p50/p95 (step p4fs: the
+  same on a fair-share queue whose jobs spread over 100 share identifiers; figures p4fs_*).
 - P5 dependencies: a job's SUCCEEDED -> its dependent's RUNNABLE.
 """
 
@@ -109,7 +110,8 @@ class Bench:
     def cleanup(self, namespace: str) -> None:
         """Delete a step's namespace and its compute environment and queue, without waiting."""
         self.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
-        self.kubectl("delete", "jobqueue,computeenvironment", namespace, "--wait=false", "--ignore-not-found")
+        self.kubectl("delete", "jobqueue,computeenvironment,schedulingpolicy", namespace, "--wait=false",
+                     "--ignore-not-found")
 
     def start_operator(self, **extra_env: str) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "BARGE_METRICS_PORT": str(METRICS_PORT),
@@ -167,13 +169,22 @@ class Bench:
     def apply(self, objects: list[dict[str, Any]]) -> None:
         self.kubectl("apply", "-f", "-", input_text=yaml.safe_dump_all(objects))
 
-    def environment(self, name: str, vcpus: int, state: str = "ENABLED") -> None:
+    def environment(self, name: str, vcpus: int, state: str = "ENABLED", shares: int = 0) -> None:
+        """A compute environment and a queue of the same name; with `shares`, a fair-share queue whose
+        SchedulingPolicy (of that name too) weighs share-0..share-<shares-1> 0.5, 1 and 2 in turn."""
+        queue: dict[str, Any] = {"priority": 1, "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": name}]}
+        policy: list[dict[str, Any]] = []
+        if shares:
+            queue["schedulingPolicy"] = name
+            weights = [{"shareIdentifier": f"share-{i}", "weightFactor": (0.5, 1.0, 2.0)[i % 3]} for i in range(shares)]
+            policy = [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "SchedulingPolicy", "metadata": {"name": name},
+                       "spec": {"fairsharePolicy": {"shareDistribution": weights}}}]
         self.apply([
+            *policy,
             {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ComputeEnvironment", "metadata": {"name": name},
              "spec": {"state": state,
                       "computeResources": {"maxvCpus": vcpus, "nodeSelector": {"barge.dev/pool": "cpu"}}}},
-            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "JobQueue", "metadata": {"name": name},
-             "spec": {"priority": 1, "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": name}]}},
+            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "JobQueue", "metadata": {"name": name}, "spec": queue},
         ])
 
     def definition(self, namespace: str, name: str, cpu: str = "100m", delay: str = "1s") -> None:
@@ -472,24 +483,38 @@ class Bench:
 
     # --- P4 ------------------------------------------------------------------------------
 
-    def p4_deep_queue(self, observe_seconds: float = 30) -> None:
+    def p4_deep_queue(self, observe_seconds: float = 30, shares: int = 0) -> None:
+        """P4; with `shares`, on a fair-share queue whose jobs are spread over that many share
+        identifiers (figures then named p4fs_*)."""
         n = self.sizes.p4_jobs
-        say(f"P4: {n} RUNNABLE jobs behind a compute environment that is full")
-        ns = self.fresh_namespace("bench-p4")
-        self.environment(ns, 1)
+        on = f"a fair-share queue of {shares} shares" if shares else "a FIFO queue"
+        say(f"P4: {n} RUNNABLE jobs on {on} behind a compute environment that is full")
+        ns = self.fresh_namespace("bench-p4fs" if shares else "bench-p4")
+        self.environment(ns, 1, shares=shares)
+
+        def submit(names: list[str], offset: int = 0) -> None:
+            if not shares:
+                self.submit(ns, names, "blocker", ns)
+                return
+            for share in range(shares):
+                mine = names[(share - offset) % shares::shares]
+                if mine:
+                    self.submit(ns, mine, "blocker", ns, shareIdentifier=f"share-{share}")
+
         self.definition(ns, "blocker", cpu="1", delay="3600s")
-        self.submit(ns, ["blocker"], "blocker", ns)
-        names = [f"j-{i}" for i in range(n)]
-        self.submit(ns, names, "blocker", ns)
+        submit(["blocker"])
+        submit([f"j-{i}" for i in range(n)])
         self.wait(lambda: self.queue_states(ns).get("RUNNABLE", 0) >= n, 7200, "P4 jobs RUNNABLE", interval=5)
         before = self.metrics()
         # Passes over the full queue: the periodic ones, and those that jobs arriving meanwhile ask for.
         for i in range(int(observe_seconds // 2)):
-            self.submit(ns, [f"late-{i}"], "blocker", ns)
+            submit([f"late-{i}"], offset=i)
             time.sleep(2)
         after = self.metrics()
-        self.results |= {"p4_jobs": n, "p4_rss_mb": round(self.operator_rss_mb(), 1)}
-        self.results |= cycle_quantiles(before, after)
+        figures = {"p4_jobs": n, "p4_rss_mb": round(self.operator_rss_mb(), 1), **cycle_quantiles(before, after)}
+        if shares:
+            figures = {"p4fs_shares": shares, **{k.replace("p4_", "p4fs_"): v for k, v in figures.items()}}
+        self.results |= figures
         self.cleanup(ns)
 
     # --- P5 ------------------------------------------------------------------------------
@@ -578,12 +603,15 @@ def _bucket_quantile(buckets: list[tuple[float, float]], rank: float) -> float:
     return lower
 
 
+P4_SHARES = 100  # P4 on a fair-share queue (step p4fs): its jobs spread over this many share identifiers
+OPT_IN = ("p4fs",)  # steps a run without --only leaves out
 TARGETS = {
     "p1_dispatch_ratio": (">=", 0.8), "p1_dispatch_ratio_no_events": (">=", 0.8),
     "p1_dispatch_ratio_while_submitting": (">=", 0.8),
     "p3_objects_created": ("==", 1), "p3_status_bytes": ("<", 16384),
     "p3_seconds_to_full_parallelism": ("<", 10), "p4_rss_mb": ("<", 500), "p4_cycle_p50_ms": ("<", 200),
     "p4_cycle_p95_ms": ("<", 200), "p5_release_p50_s": ("<", 1), "p5_release_p95_s": ("<", 1),
+    "p4fs_rss_mb": ("<", 500), "p4fs_cycle_p50_ms": ("<", 200),
 }
 
 
@@ -625,10 +653,11 @@ def run(quick: bool, only: list[str], out: Path, array_to_completion: bool = Fal
                       "sizes": sizes.__dict__}
     # P3 last: with --array-to-completion it is by far the longest step.
     steps = {"ceiling": bench.ceiling, "p1": bench.p1_dispatch, "p2": bench.p2_admission,
-             "p4": bench.p4_deep_queue, "p5": bench.p5_dependencies, "p3": bench.p3_array}
+             "p4": bench.p4_deep_queue, "p4fs": lambda: bench.p4_deep_queue(shares=P4_SHARES),
+             "p5": bench.p5_dependencies, "p3": bench.p3_array}
     try:
         for name, step in steps.items():
-            if only and name not in only:
+            if (only and name not in only) or (not only and name in OPT_IN):
                 continue
             bench.settle()  # an earlier step's (or run's) namespace still being deleted is not ours to list
             bench.start_operator()

@@ -1,8 +1,9 @@
 """One scheduling pass of the operator over a deep queue, without a cluster.
 
-    .venv/bin/python -m barge.bench.scheduling_pass [N] [--profile]
+    .venv/bin/python -m barge.bench.scheduling_pass [N] [--profile] [--shares S]
 
-Fills the store with N RUNNABLE BatchJobs behind a full compute environment (P4's shape), then times
+Fills the store with N RUNNABLE BatchJobs behind a full compute environment (P4's shape; with
+--shares, on a fair-share queue whose jobs are spread over S share identifiers), then times
 the operator's scheduling pass (snapshot, the pure schedule(), reasons, then the queues' and compute
 environments' status refresh) and its periodic sweep, with the API writes answered in memory.
 Prints milliseconds per call, the median of five.
@@ -15,6 +16,7 @@ import cProfile
 import dataclasses
 import inspect
 import pstats
+import resource
 import statistics
 import sys
 import time
@@ -24,7 +26,7 @@ from typing import Any
 from barge.bench.store_memory import QUEUE, body
 from barge.config import Settings
 from barge.controller.operator import Operator
-from barge.controller.records import EnvironmentRecord, QueueRecord
+from barge.controller.records import EnvironmentRecord, PolicyRecord, QueueRecord
 from barge.core.scheduler import schedule
 from barge.kube import Kube
 
@@ -50,8 +52,8 @@ class AnsweringKube(Kube):
     def __init__(self) -> None:  # Kube's own would load a kubeconfig
         self.bodies: dict[tuple[str, str, str], dict[str, Any]] = {}  # (kind, namespace or "", name)
         self.version = 10**9
-        self.indexes: dict[str, dict[str, list[EnvironmentRecord | QueueRecord]]] = {
-            "computeenvironments": {}, "jobqueues": {}}
+        self.indexes: dict[str, dict[str, list[EnvironmentRecord | QueueRecord | PolicyRecord]]] = {
+            "computeenvironments": {}, "jobqueues": {}, "schedulingpolicies": {}}
 
     def add(self, kind: str, body: dict[str, Any]) -> None:
         metadata = body["metadata"]
@@ -60,6 +62,8 @@ class AnsweringKube(Kube):
             self.indexes["computeenvironments"][metadata["name"]] = [EnvironmentRecord.from_body(body)]
         elif kind == "JobQueue":
             self.indexes["jobqueues"][metadata["name"]] = [QueueRecord.from_body(body)]
+        elif kind == "SchedulingPolicy":
+            self.indexes["schedulingpolicies"][metadata["name"]] = [PolicyRecord.from_body(body)]
 
     async def patch_status(self, kind: str, name: str, status: dict[str, Any],
                            namespace: str | None = None) -> dict[str, Any] | None:
@@ -77,20 +81,29 @@ class AnsweringKube(Kube):
         return None
 
 
-def operator(n: int) -> Operator:
+def operator(n: int, shares: int = 0) -> Operator:
     kube = AnsweringKube()
     op = Operator(Settings(events=False), kube)
     environment = {"metadata": {"name": QUEUE, "uid": "ce"},
                    "spec": {"state": "ENABLED", "computeResources": {"maxvCpus": 1}}}
-    queue = {"metadata": {"name": QUEUE, "uid": "q"},
+    queue: dict[str, Any] = {"metadata": {"name": QUEUE, "uid": "q"},
              "spec": {"priority": 1, "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": QUEUE}]}}
+    if shares:
+        queue["spec"]["schedulingPolicy"] = QUEUE
+        weights = [{"shareIdentifier": f"share-{i}", "weightFactor": (0.5, 1.0, 2.0)[i % 3]} for i in range(shares)]
+        kube.add("SchedulingPolicy", {"metadata": {"name": QUEUE, "uid": "sp"},
+                                      "spec": {"fairsharePolicy": {"shareDistribution": weights}}})
     kube.add("ComputeEnvironment", environment)
     kube.add("JobQueue", queue)
     op.store.capture({**kube.indexes, "jobdefinitions": {}})
     blocker = body(n)
     blocker["metadata"]["name"] = "blocker"
     blocker["status"] |= {"state": "RUNNING", "computeEnvironment": QUEUE}
-    for job in [blocker, *(body(i) for i in range(n))]:
+    jobs = [blocker, *(body(i) for i in range(n))]
+    for i, job in enumerate(jobs):
+        if shares:
+            job["spec"]["shareIdentifier"] = f"share-{i % shares}"
+    for job in jobs:
         kube.add("BatchJob", job)
         op.store.remember(job)
     op.store.listed.set()
@@ -111,11 +124,13 @@ async def timed(step: Callable[[], object]) -> float:
 
 async def main() -> None:
     n = int(next((a for a in sys.argv[1:] if a.isdigit()), "100000"))
-    op = operator(n)
+    shares = int(sys.argv[sys.argv.index("--shares") + 1]) if "--shares" in sys.argv else 0
+    op = operator(n, shares)
     scheduler = op.scheduler
 
     async def scheduling_pass() -> None:  # as Scheduler.run does it: the pass, then the status refresh
         await op.summaries.refresh(await scheduler.scheduling_pass())
+        await op.shares.refresh(scheduler._share_counts)
 
     settings = scheduler.settings
     scheduler.settings = dataclasses.replace(settings, reason_updates_per_cycle=n)
@@ -130,7 +145,8 @@ async def main() -> None:
     jobs = list(op.store.jobs())
     snapshot, _ = scheduler.snapshot(jobs)
     usage = schedule(snapshot, time.time()).usage
-    print(f"{n} RUNNABLE jobs, one full compute environment (ms, median of 5):")
+    on = f"a fair-share queue of {shares} shares" if shares else "a FIFO queue"
+    print(f"{n} RUNNABLE jobs on {on}, one full compute environment (ms, median of 5):")
     print(f"  scheduling pass    {await timed(scheduling_pass):8.1f}")
     print(f"  of which snapshot  {await timed(lambda: scheduler.snapshot(jobs)):8.1f}")
     print(f"  of which schedule  {await timed(lambda: schedule(snapshot, time.time())):8.1f}"
@@ -138,6 +154,7 @@ async def main() -> None:
     print(f"  of which statuses  {await timed(lambda: op.summaries.refresh(usage)):8.1f}"
           "   (queues' and compute environments')")
     print(f"  sweep              {await timed(op.housekeeping.sweep):8.1f}")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Any
 import kubernetes
 import yaml
 
+from barge.core import fairshare
 from barge.core.states import ARRAY_INDEX_LABEL, ATTEMPT_LABEL, GROUP, JOB_ID_LABEL, TERMINAL, VERSION
 from barge.core.states import JOB_STATES as STATES
 
@@ -209,13 +210,65 @@ def list_jobs(api: Api, args: argparse.Namespace) -> int:
     return OK
 
 
-def _queue_position(api: Api, job: dict[str, Any]) -> str:
+def _priority(job: dict[str, Any]) -> int:
+    override = job["spec"].get("schedulingPriorityOverride")
+    if override is not None:
+        return int(override)
+    return int((status(job).get("resolved") or {}).get("schedulingPriority") or 0)
+
+
+def _core_policy(policy: dict[str, Any]) -> fairshare.Policy:
+    spec = (policy.get("spec") or {}).get("fairsharePolicy") or {}
+    entries = tuple(fairshare.ShareEntry(e["shareIdentifier"], float(e.get("weightFactor", 1.0)))
+                    for e in spec.get("shareDistribution") or [])
+    usage = {s["shareIdentifier"]: float(s.get("usage") or 0) for s in (policy.get("status") or {}).get("shares") or []}
+    return fairshare.Policy(policy["metadata"]["name"], int(spec.get("shareDecaySeconds") or 0),
+                            int(spec.get("computeReservation") or 0), entries, usage)
+
+
+def queue_position(job: dict[str, Any], jobs: list[dict[str, Any]], policy: dict[str, Any] | None) -> str:
+    """The job's place among its queue's RUNNABLE jobs, in the order the scheduler considers them:
+    priority then submission, and on a fair-share queue each share in turn by its standing."""
     queue = job["spec"].get("jobQueue")
-    ahead = [j for j in api.jobs(True) if j["spec"].get("jobQueue") == queue and state(j) == "RUNNABLE"]
-    ahead.sort(key=lambda j: float(status(j).get("queuedAt") or 0))
-    names = [(j["metadata"]["namespace"], j["metadata"]["name"]) for j in ahead]
+    waiting = [j for j in jobs if j["spec"].get("jobQueue") == queue and state(j) == "RUNNABLE"]
+    waiting.sort(key=lambda j: (-_priority(j), float(status(j).get("queuedAt") or 0), j["metadata"]["namespace"],
+                                j["metadata"]["name"]))
+    if policy is not None:
+        running = {s["shareIdentifier"]: int(float(s.get("runningvCpus") or 0) * 1000)
+                   for s in (policy.get("status") or {}).get("shares") or []}
+        waiting = fairshare.service_order(
+            _core_policy(policy), waiting, lambda j: str(j["spec"].get("shareIdentifier") or ""),
+            lambda j: float(status(j).get("queuedAt") or 0),
+            lambda j: int(((status(j).get("resolved") or {}).get("request") or {}).get("cpuMilli") or 0), running)
+    names = [(j["metadata"]["namespace"], j["metadata"]["name"]) for j in waiting]
     key = (job["metadata"]["namespace"], job["metadata"]["name"])
     return f"{names.index(key) + 1} of {len(names)} RUNNABLE in queue '{queue}'" if key in names else "-"
+
+
+def share_line(job: dict[str, Any], policy: dict[str, Any] | None) -> str:
+    """A fair-share job's share: its weight in effect, usage, what it runs and how many wait."""
+    share = job["spec"].get("shareIdentifier")
+    if not share:
+        return "-"
+    if policy is None:
+        return f"{share} (the queue's scheduling policy does not exist)"
+    rows = (policy.get("status") or {}).get("shares") or []
+    row: dict[str, Any] = next((s for s in rows if s.get("shareIdentifier") == share), {})
+    weight = row.get("weightFactor") or fairshare.weight_of(_core_policy(policy).distribution, share, ())
+    return (f"{share} of policy '{policy['metadata']['name']}': weightFactor {weight}, usage "
+            f"{row.get('usage', 0)} vCPU-seconds, {row.get('runningvCpus', 0)} vCPUs running, "
+            f"{row.get('runnableJobs', 0)} jobs waiting")
+
+
+def _policy_of(api: Api, job: dict[str, Any]) -> dict[str, Any] | None:
+    queue = next((q for q in api.cluster_objects("jobqueues") if q["metadata"]["name"] == job["spec"].get("jobQueue")),
+                 None)
+    name = (queue or {}).get("spec", {}).get("schedulingPolicy")
+    return next((p for p in api.cluster_objects("schedulingpolicies") if p["metadata"]["name"] == name), None)
+
+
+def _queue_position(api: Api, job: dict[str, Any], policy: dict[str, Any] | None) -> str:
+    return queue_position(job, api.jobs(True), policy)
 
 
 def _waits_for(api: Api, job: dict[str, Any]) -> str:
@@ -237,13 +290,17 @@ def _waits_for(api: Api, job: dict[str, Any]) -> str:
 def describe(api: Api, args: argparse.Namespace) -> int:
     job = api.job(args.name)
     s, spec = status(job), job["spec"]
+    policy = _policy_of(api, job) if spec.get("shareIdentifier") else None
     lines = [f"Name:           {job['metadata']['name']}", f"Namespace:      {job['metadata']['namespace']}",
              f"Job ID:         {s.get('jobId', '-')}", f"State:          {state(job)}",
              f"Status reason:  {s.get('statusReason', '-')}", f"Queue:          {spec.get('jobQueue')}",
              f"Definition:     {spec.get('jobDefinition')}",
-             f"Environment:    {s.get('computeEnvironment') or '-'}"]
+             f"Environment:    {s.get('computeEnvironment') or '-'}",
+             f"Priority:       {_priority(job)}"]
+    if spec.get("shareIdentifier"):
+        lines.append(f"Share:          {share_line(job, policy)}")
     if state(job) == "RUNNABLE":
-        lines.append(f"Queue position: {_queue_position(api, job)}")
+        lines.append(f"Queue position: {_queue_position(api, job, policy)}")
     lines.append(f"Waits for:      {_waits_for(api, job)}")
     lines += [f"Created:        {s.get('createdAt', '-')}", f"Started:        {s.get('startedAt', '-')}",
               f"Stopped:        {s.get('stoppedAt', '-')}"]

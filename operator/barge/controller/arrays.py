@@ -40,6 +40,7 @@ class ArrayRuntime:
     last_write: float = 0.0
     flush_pending: bool = False
     ready: bool = False  # job-level dependencies met and not cancelled
+    held: str | None = None  # why a cap (maxParallel, the queue's maxRunningJobs) holds children back
 
 
 class Arrays:
@@ -142,7 +143,8 @@ class Arrays:
 
     async def _write_progress(self, record: JobRecord, runtime: ArrayRuntime, progress: arrays.Progress,
                               verdict: dependencies.Verdict, force: bool = False) -> None:
-        patch = arrays.progress_patch(rules.array_size(record) or 0, progress, verdict)
+        held = runtime.held if progress.runnable_count else None
+        patch = arrays.progress_patch(rules.array_size(record) or 0, progress, verdict, held)
         previous = record.status.get("arrayProperties") or {}
         if patch["arrayProperties"] == previous and record.status.get("statusReason") == patch["statusReason"]:
             return
@@ -195,6 +197,10 @@ class Arrays:
 
     def usage(self, record: JobRecord) -> tuple[str | None, Resources]:
         """What the array's children hold of its environment's quota: one request per child in flight."""
+        return record.status.get("computeEnvironment"), record.request.times(self.in_flight(record))
+
+    def in_flight(self, record: JobRecord) -> int:
+        """Children in STARTING or RUNNING (or being created)."""
         runtime = self._runtimes.get(record.key)
         pods = self._pods(record)
         active = {p.index for p in pods if p.active}
@@ -205,7 +211,14 @@ class Arrays:
             # stale list offer the same child again.
             seen = {(p.index, p.attempt) for p in pods}
             active |= {index for index, attempt in runtime.creating.items() if (index, attempt) not in seen}
-        return record.status.get("computeEnvironment"), record.request.times(len(active))
+        return len(active)
+
+    def held(self, record: JobRecord, reason: str | None) -> None:
+        """The scheduler's word on a cap holding children back; a change is written by a reconcile."""
+        runtime = self._runtimes.get(record.key)
+        if runtime is not None and runtime.held != reason:
+            runtime.held = reason
+            self.router.request_reconcile(record.key)
 
     def wants(self, record: JobRecord) -> int:
         """How many children may start now."""

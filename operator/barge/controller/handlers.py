@@ -11,11 +11,11 @@ import kopf
 
 from barge.config import Settings
 from barge.controller.operator import Operator
-from barge.controller.records import EnvironmentRecord, QueueRecord
+from barge.controller.records import EnvironmentRecord, PolicyRecord, QueueRecord
 from barge.core.states import FINALIZER, GROUP, VERSION
 from barge.kube import Kube
 
-INDEX_NAMES = ("jobdefinitions", "computeenvironments", "jobqueues", "namespaces")
+INDEX_NAMES = ("jobdefinitions", "computeenvironments", "jobqueues", "schedulingpolicies", "namespaces")
 _state: dict[str, Any] = {}
 
 
@@ -88,6 +88,16 @@ def computeenvironments(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
 @kopf.index(GROUP, VERSION, "jobqueues")
 def jobqueues(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {name: QueueRecord.from_body(body)}
+
+
+@kopf.index(GROUP, VERSION, "schedulingpolicies")
+def schedulingpolicies(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {name: PolicyRecord.from_body(body)}
+
+
+@kopf.on.event(GROUP, VERSION, "schedulingpolicies")
+async def policy_event(**_: Any) -> None:
+    operator().kick()
 
 
 @kopf.index("v1", "namespaces")

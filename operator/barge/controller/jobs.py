@@ -88,7 +88,8 @@ class Jobs:
     async def _admit(self, record: JobRecord) -> None:
         definition = self.store.definition(record.namespace, str(record.spec.get("jobDefinition")))
         admission = rules.admit(record, self.store.queue(record.queue), [q.name for q in self.store.queues()],
-                                definition, self.clock(), self.store.namespace_labels(record.namespace))
+                                definition, self.clock(), self.store.namespace_labels(record.namespace),
+                                {p.name for p in self.store.policies()})
         patch = admission.patch
         if admission.look_again:
             if patch is not None:

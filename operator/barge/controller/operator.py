@@ -22,6 +22,7 @@ from barge.controller.jobs import Jobs
 from barge.controller.records import JobKey
 from barge.controller.router import KeyedLocks, Router
 from barge.controller.scheduling import Scheduler
+from barge.controller.shares import Shares
 from barge.controller.status import StatusWriter
 from barge.controller.store import Store
 from barge.controller.summaries import Summaries
@@ -51,8 +52,9 @@ class Operator:
         self.router.reconcile = self.jobs.reconcile
         self.summaries = Summaries(self.store, self.status)
         self.housekeeping = Housekeeping(settings, kube, self.store, self.router, self.arrays, clock)
+        self.shares = Shares(self.store, self.status, clock)
         self.scheduler = Scheduler(settings, self.store, self.status, self.locks, self.jobs, self.arrays, clock,
-                                   self.summaries.refresh, self.housekeeping.sweep)
+                                   self.summaries.refresh, self.housekeeping.sweep, self.shares)
         self.informer = Informer(kube, settings.namespaces, self.router.on_event, self.router.on_relist)
 
     def kick(self) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from barge.api.models import toleration_problem
+from barge.core.fairshare import Policy, ShareEntry
 from barge.core.labels import label_key_problem, label_value_problem
 from barge.core.manifests import Placement
 from barge.core.resolve import Resolved
@@ -235,6 +236,17 @@ class QueueRecord:
         return selector
 
     @property
+    def scheduling_policy(self) -> str | None:
+        """A fair-share queue's SchedulingPolicy; None: a FIFO queue."""
+        name = self.spec.get("schedulingPolicy")
+        return str(name) if name else None
+
+    @property
+    def max_running(self) -> int | None:
+        value = self.spec.get("maxRunningJobs")
+        return int(value) if value is not None else None
+
+    @property
     def environments(self) -> tuple[str, ...]:
         order = sorted(self.spec.get("computeEnvironmentOrder") or [], key=lambda o: int(o.get("order", 0)))
         return tuple(str(o.get("computeEnvironment")) for o in order)
@@ -244,10 +256,45 @@ class QueueRecord:
             TimeLimitAction(a["reason"], int(a["maxTimeSeconds"]), a.get("action", "CANCEL"))
             for a in self.spec.get("jobStateTimeLimitActions") or [] if a.get("state", "RUNNABLE") == "RUNNABLE"
         )
-        return Queue(self.name, int(self.spec.get("priority", 0)), self.environments, actions)
+        return Queue(self.name, int(self.spec.get("priority", 0)), self.environments, actions,
+                     policy=self.scheduling_policy, max_running=self.max_running)
 
     def reference(self) -> dict[str, Any]:
         return {"apiVersion": API_VERSION, "kind": "JobQueue",
+                "metadata": {"name": self.name, "uid": self.uid}}
+
+
+@dataclass(slots=True)
+class PolicyRecord:
+    """A SchedulingPolicy: its fair-share rules, and the usage last written to its status (the
+    history a restarted operator starts from)."""
+    name: str
+    uid: str
+    generation: int
+    spec: dict[str, Any]
+    status: dict[str, Any]
+
+    @classmethod
+    def from_body(cls, body: Any) -> PolicyRecord:
+        metadata = body.get("metadata") or {}
+        return cls(metadata.get("name", ""), metadata.get("uid", ""), int(metadata.get("generation") or 1),
+                   dict(body.get("spec") or {}), dict(body.get("status") or {}))
+
+    def to_core(self, usage: dict[str, float]) -> Policy:
+        fairshare = self.spec.get("fairsharePolicy") or {}
+        entries = tuple(ShareEntry(str(e["shareIdentifier"]), float(e.get("weightFactor", 1.0)))
+                        for e in fairshare.get("shareDistribution") or [] if e.get("shareIdentifier"))
+        return Policy(self.name, int(fairshare.get("shareDecaySeconds") or 0),
+                      int(fairshare.get("computeReservation") or 0), entries, usage)
+
+    def written_usage(self) -> tuple[dict[str, float], str | None]:
+        """The usage per share in status, and when it was computed."""
+        shares = self.status.get("shares") or []
+        return ({str(s["shareIdentifier"]): float(s.get("usage") or 0) for s in shares if s.get("shareIdentifier")},
+                self.status.get("usageAt"))
+
+    def reference(self) -> dict[str, Any]:
+        return {"apiVersion": API_VERSION, "kind": "SchedulingPolicy",
                 "metadata": {"name": self.name, "uid": self.uid}}
 
 

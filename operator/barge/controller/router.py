@@ -72,8 +72,11 @@ class Router:
                 self.forget(key)
             else:
                 # Also the echo of Barge's own write: some steps (an array's first children) follow it.
-                self.store.remember(body)
+                held = self.store.job(key)
+                record = self.store.remember(body)
                 self.request_reconcile(key)
+                if held is not None and record.generation != held.generation:
+                    self.kick()  # a spec edit (a priority override, an array's maxParallel) reorders the queue
             return
         remember = self.store.remember_pod if what == "pods" else self.store.remember_kube_job
         job_id = remember(body, deleted=deleted)

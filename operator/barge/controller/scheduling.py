@@ -17,19 +17,22 @@ from barge.controller.arrays import Arrays
 from barge.controller.jobs import Jobs
 from barge.controller.records import JobKey, JobRecord
 from barge.controller.router import KeyedLocks
+from barge.controller.shares import ShareCounts, Shares
 from barge.controller.status import StatusWriter
 from barge.controller.store import Store
 from barge.core import job as rules
 from barge.core import manifests
+from barge.core.fairshare import Policy
 from barge.core.resources import Resources
 from barge.core.scheduler import Runnable, Snapshot, Waiting, schedule
-from barge.core.states import PENDING, PLACEABLE, RUNNABLE, STARTING, UNADMITTED
+from barge.core.states import ARRAY_MAX_PARALLEL, PENDING, PLACEABLE, QUEUE_MAX_RUNNING, RUNNABLE, STARTING, UNADMITTED
 
 log = logging.getLogger("barge.scheduling")
 IDLE_PASS_SECONDS = 2.0
 IDLE_PASS_COST_FACTOR = 20  # a pass nothing asked for costs at most 1/20 of the time
 COALESCE_SECONDS = 0.02  # let a burst of events gather into one pass
 REQUESTS_KEPT = 4096
+CAPS = (QUEUE_MAX_RUNNING, ARRAY_MAX_PARALLEL)
 
 
 def _key_string(key: JobKey) -> str:
@@ -40,7 +43,7 @@ class Scheduler:
     def __init__(self, settings: Settings, store: Store, status: StatusWriter, locks: KeyedLocks, jobs: Jobs,
                  arrays: Arrays, clock: Callable[[], float],
                  summarize: Callable[[dict[str, Resources]], Awaitable[None]],
-                 sweep: Callable[[], Awaitable[None]]) -> None:
+                 sweep: Callable[[], Awaitable[None]], shares: Shares) -> None:
         self.settings = settings
         self.store = store
         self.status = status
@@ -50,6 +53,8 @@ class Scheduler:
         self.clock = clock
         self._summarize = summarize  # queues' and environments' status, after each pass
         self._sweep = sweep  # timeouts and retention, at every wake
+        self.shares = shares
+        self._share_counts: dict[str, ShareCounts] = {}
         self._wake = asyncio.Event()
         self._runnables: dict[JobKey, Runnable] = {}
         self._requests: dict[Resources, Resources] = {}
@@ -76,6 +81,7 @@ class Scheduler:
                 if asked or self._idle_pass_due():
                     started = time.monotonic()
                     await self._summarize(await self.scheduling_pass())
+                    await self.shares.refresh(self._share_counts)
                     self._last_pass = (time.monotonic(), time.monotonic() - started)
                 await self._sweep()
                 await self.flush_placements()
@@ -102,41 +108,76 @@ class Scheduler:
     def snapshot(self, jobs: list[JobRecord]) -> tuple[Snapshot, dict[str, JobRecord]]:
         environments = {r.name: r.to_core() for r in self.store.environments()}
         queues = {r.name: r.to_core() for r in self.store.queues()}
+        policy_of = {name: queue.policy for name, queue in queues.items() if queue.policy is not None}
         usage: dict[str, Resources] = {}
         runnable: list[Runnable] = []
         runnables: dict[JobKey, Runnable] = {}
         by_key: dict[str, JobRecord] = {}
+        running_jobs: dict[str, int] = {}  # per queue, array children included (maxRunningJobs)
+        share_running: dict[str, dict[str, int]] = {}  # policy -> share -> vCPU milli in STARTING or RUNNING
+        share_runnable: dict[str, dict[str, int]] = {}  # policy -> share -> jobs waiting
         for record in jobs:
             if not self.store.waits_as_written(record):
                 record = self.store.effective(record)
+            policy = policy_of.get(record.queue) if policy_of else None
+            share = str(record.spec.get("shareIdentifier") or "") if policy is not None else None
             if record.state == PENDING and rules.array_size(record) is not None:
                 environment, used = self.arrays.usage(record)
+                in_flight = self.arrays.in_flight(record)
                 if environment and not used.is_zero():
                     usage[environment] = usage.get(environment, Resources()) + used
+                if in_flight:
+                    running_jobs[record.queue] = running_jobs.get(record.queue, 0) + in_flight
+                if policy is not None and share is not None and used.cpu_milli:
+                    held = share_running.setdefault(policy, {})
+                    held[share] = held.get(share, 0) + used.cpu_milli
                 wants = self.arrays.wants(record)
                 if wants:
                     key = _key_string(record.key)
                     by_key[key] = record
+                    max_parallel = (record.spec.get("arrayProperties") or {}).get("maxParallel")
                     runnable.append(Runnable(key=key, queue=record.queue,
                                              submitted_at=float(record.status.get("queuedAt") or 0),
-                                             request=record.request, count=wants, pinned_environment=environment))
+                                             request=record.request, count=wants, pinned_environment=environment,
+                                             priority=rules.priority(record), share=share,
+                                             max_parallel=int(max_parallel) if max_parallel else None,
+                                             in_flight=in_flight))
+                    if policy is not None and share is not None:
+                        waiting = share_runnable.setdefault(policy, {})
+                        waiting[share] = waiting.get(share, 0) + wants
                 continue
             charged = rules.charge(record)
             if charged is not None:
                 usage[charged[0]] = usage.get(charged[0], Resources()) + charged[1]
+                running_jobs[record.queue] = running_jobs.get(record.queue, 0) + 1
+                if policy is not None and share is not None:
+                    held = share_running.setdefault(policy, {})
+                    held[share] = held.get(share, 0) + charged[1].cpu_milli
             elif rules.schedulable(record):
-                job = self._runnable(record)
+                job = self._runnable(record, share)
                 by_key[job.key] = record
                 runnable.append(job)
                 runnables[record.key] = job
+                if policy is not None and share is not None:
+                    waiting = share_runnable.setdefault(policy, {})
+                    waiting[share] = waiting.get(share, 0) + 1
         self._runnables = runnables  # what left RUNNABLE is dropped
-        return Snapshot(environments, queues, usage, runnable), by_key
+        policies = self._policies(share_running)
+        self._share_counts = {name: ShareCounts(share_running.get(name, {}), share_runnable.get(name, {}))
+                              for name in policies}
+        return Snapshot(environments, queues, usage, runnable, policies, running_jobs, share_running), by_key
 
-    def _runnable(self, record: JobRecord) -> Runnable:
+    def _policies(self, share_running: dict[str, dict[str, int]]) -> dict[str, Policy]:
+        """Every scheduling policy with its shares' usage now."""
+        now = self.clock()
+        return {record.name: record.to_core(self.shares.usage(record, share_running.get(record.name, {}), now))
+                for record in self.store.policies()}
+
+    def _runnable(self, record: JobRecord, share: str | None = None) -> Runnable:
         """The scheduler's view of a RUNNABLE job, built once per version of the job: a deep queue
         is mostly the same 100,000 jobs pass after pass."""
         cached = self._runnables.get(record.key)
-        if cached is not None and cached.source is record:
+        if cached is not None and cached.source is record and cached.share == share:
             return cached
         waiting = record.status.get("waiting") or {}
         request = record.request
@@ -146,7 +187,8 @@ class Scheduler:
         return Runnable(key=_key_string(record.key), queue=record.queue,
                         submitted_at=float(record.status.get("queuedAt") or 0), request=request,
                         blocked_category=waiting.get("category"), blocked_since=waiting.get("since"),
-                        reason=record.status.get("statusReason"), source=record)
+                        reason=record.status.get("statusReason"), priority=rules.priority(record), share=share,
+                        source=record)
 
     # --- the pass --------------------------------------------------------------------------------
 
@@ -165,8 +207,17 @@ class Scheduler:
             if wait is not None:
                 work.append(self._write_admission(key, wait))
         work += self._reason_updates(by_key, waiting)
+        self._arrays_held(by_key, waiting)
         await asyncio.gather(*work)
         return decisions.usage
+
+    def _arrays_held(self, by_key: dict[str, JobRecord], waiting: dict[str, Waiting]) -> None:
+        """Arrays write their own statusReason: tell each whether a cap holds its children back."""
+        for key, record in by_key.items():
+            if rules.array_size(record) is not None:
+                wait = waiting.get(key)
+                held = wait.reason if wait is not None and wait.category in CAPS else None
+                self.arrays.held(record, held)
 
     async def _write_admission(self, key: JobKey, wait: Waiting) -> None:
         async with self.locks(key):

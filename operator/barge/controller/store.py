@@ -20,7 +20,14 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from barge.controller.records import EnvironmentRecord, JobKey, JobRecord, QueueRecord, resource_version
+from barge.controller.records import (
+    EnvironmentRecord,
+    JobKey,
+    JobRecord,
+    PolicyRecord,
+    QueueRecord,
+    resource_version,
+)
 from barge.core import job as rules
 from barge.core.jobstatus import JobStatusPatch
 from barge.core.lifecycle import KubeJobObservation, PodObservation, observe_kube_job, observe_pod
@@ -318,4 +325,12 @@ class Store:
 
     def queues(self) -> list[QueueRecord]:
         index = self.indexes.get("jobqueues") or {}
+        return [r for k in list(index.keys()) if (r := _first(index, k)) is not None]
+
+    def policy(self, name: str) -> PolicyRecord | None:
+        record: PolicyRecord | None = _first(self.indexes.get("schedulingpolicies"), name)
+        return record
+
+    def policies(self) -> list[PolicyRecord]:
+        index = self.indexes.get("schedulingpolicies") or {}
         return [r for k in list(index.keys()) if (r := _first(index, k)) is not None]

@@ -242,12 +242,13 @@ def array_status(size: int, p: Progress) -> dict[str, Any]:
     }
 
 
-def reason(size: int, p: Progress, verdict: Verdict) -> str:
-    """The parent's statusReason while its children run."""
+def reason(size: int, p: Progress, verdict: Verdict, held: str | None = None) -> str:
+    """The parent's statusReason while its children run; `held`: why a cap holds children back."""
     if not verdict.ready:
         return f"Waiting for {verdict.waiting_on}"
     counts = summary(size, p)
-    return "Children: " + ", ".join(f"{counts[s]} {s}" for s in JOB_STATES if counts[s])
+    children = "Children: " + ", ".join(f"{counts[s]} {s}" for s in JOB_STATES if counts[s])
+    return f"{children}; held back: {held}" if held else children
 
 
 def replacing(previous: Mapping[str, Any], status: dict[str, Any]) -> dict[str, Any]:
@@ -261,9 +262,9 @@ def replacing(previous: Mapping[str, Any], status: dict[str, Any]) -> dict[str, 
     return patch
 
 
-def progress_patch(size: int, p: Progress, verdict: Verdict) -> JobStatusPatch:
+def progress_patch(size: int, p: Progress, verdict: Verdict, held: str | None = None) -> JobStatusPatch:
     done = len(p.settled.succeeded) + len(p.settled.failed)
-    return {"arrayProperties": array_status(size, p), "statusReason": reason(size, p, verdict),
+    return {"arrayProperties": array_status(size, p), "statusReason": reason(size, p, verdict, held),
             "arrayProgress": f"{done}/{size}"}
 
 

@@ -6,7 +6,7 @@ each rule reads a job (and what was observed of it) and returns a status patch; 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -78,6 +78,8 @@ class QueueView(Protocol):
     def enabled(self) -> bool: ...
     @property
     def namespace_selector(self) -> Mapping[str, Any] | None: ...
+    @property
+    def scheduling_policy(self) -> str | None: ...
 
 
 # --- what a reconcile does -------------------------------------------------------------------
@@ -152,7 +154,8 @@ class Problem:
 
 def admission_problem(job: JobView, queue: QueueView | None, queue_names: Iterable[str],
                       definition: dict[str, Any] | None,
-                      namespace_labels: Mapping[str, str] | None = None) -> Problem | None:
+                      namespace_labels: Mapping[str, str] | None = None,
+                      policy_names: Collection[str] = ()) -> Problem | None:
     if queue is None:
         known = ", ".join(sorted(queue_names)) or "none"
         return Problem(f"Job queue '{job.queue}' does not exist (job queues: {known})", missing=True)
@@ -163,17 +166,45 @@ def admission_problem(job: JobView, queue: QueueView | None, queue_names: Iterab
         return Problem(f"Job queue '{job.queue}' does not accept jobs from namespace '{job.namespace}' "
                        f"(its namespaceSelector selects {selectors.describe(selector)})",
                        missing=namespace_labels is None)
+    share_problem = _share_problem(job, queue, policy_names)
+    if share_problem is not None:
+        return share_problem
     if definition is None:
         return Problem(f"Job definition '{job.spec.get('jobDefinition')}' does not exist in namespace "
                        f"'{job.namespace}'", missing=True)
     return None
 
 
+def _share_problem(job: JobView, queue: QueueView, policy_names: Collection[str]) -> Problem | None:
+    """A fair-share queue's jobs need a share identifier, a FIFO queue's must not have one (as in AWS)."""
+    policy, share = queue.scheduling_policy, job.spec.get("shareIdentifier")
+    if policy is None and share:
+        return Problem(f"spec.shareIdentifier '{share}' is set, but job queue '{queue.name}' is a FIFO queue "
+                       "(it names no schedulingPolicy); remove spec.shareIdentifier or use a fair-share queue",
+                       missing=False)
+    if policy is not None and not share:
+        return Problem(f"spec.shareIdentifier is required: job queue '{queue.name}' is a fair-share queue "
+                       f"(schedulingPolicy '{policy}')", missing=False)
+    if policy is not None and policy not in policy_names:
+        return Problem(f"Job queue '{queue.name}' names schedulingPolicy '{policy}', which does not exist, so "
+                       f"spec.shareIdentifier '{share}' has no fair share to count against", missing=True)
+    return None
+
+
+def priority(job: JobView) -> int:
+    """The job's schedulingPriority: its override, else its definition's at submission, else 0."""
+    override = job.spec.get("schedulingPriorityOverride")
+    if override is not None:
+        return int(override)
+    return int((job.status.get("resolved") or {}).get("schedulingPriority") or 0)
+
+
 def admit(job: JobView, queue: QueueView | None, queue_names: Iterable[str], definition: dict[str, Any] | None,
-          now: float, namespace_labels: Mapping[str, str] | None = None) -> Admission:
+          now: float, namespace_labels: Mapping[str, str] | None = None,
+          policy_names: Collection[str] = ()) -> Admission:
     base: JobStatusPatch = {"jobId": job.uid, "createdAt": job.status.get("createdAt") or iso(now),
                             "jobQueue": job.queue, "attemptCount": 0, "currentAttempt": 1}
-    problem = admission_problem(job, queue, queue_names, definition, namespace_labels)
+    problem = admission_problem(job, queue, queue_names, definition, namespace_labels, policy_names)
     if problem and problem.missing and _young(job, now):
         reason = f"{problem.reason}; looking again"
         if job.state == SUBMITTED and job.status.get("statusReason") == reason:
@@ -199,7 +230,8 @@ def admit(job: JobView, queue: QueueView | None, queue_names: Iterable[str], def
         "resolved": ResolvedJob(template=resolved.template, retryStrategy=resolved.retry_strategy,
                                 timeoutSeconds=resolved.timeout_seconds, labels=resolved.labels,
                                 request={"cpuMilli": request.cpu_milli, "memory": request.memory,
-                                         "gpus": request.gpus}),
+                                         "gpus": request.gpus},
+                                schedulingPriority=int(definition.get("schedulingPriority") or 0)),
     }
     if size:
         patch["arrayProgress"] = f"0/{size}"

@@ -4,7 +4,7 @@ on the hot path. `barge.api.models.BatchJobStatus` declares the same fields for 
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class Waiting(TypedDict):
@@ -24,6 +24,7 @@ class ResolvedJob(TypedDict):
     timeoutSeconds: int | None
     labels: dict[str, str]
     request: Request
+    schedulingPriority: NotRequired[int]  # the definition's, at submission (absent in jobs admitted before)
 
 
 class AttemptStatus(TypedDict, total=False):

@@ -1,17 +1,22 @@
 """The scheduling rules: a pure function from a snapshot of the cluster to decisions.
 
-AWS Batch semantics: jobs of higher-priority queues go first, FIFO by submission
-inside a queue, each job in the first environment of its queue where it fits, the
-environment's quota never exceeded, and no head-of-line blocking. Jobs that cannot
-start get AWS's statusReason, and the queue's jobStateTimeLimitActions cancel jobs
-that have waited too long with the same reason.
+AWS Batch semantics: jobs of higher-priority queues go first, inside a queue by
+scheduling priority then submission (a fair-share queue serves its shares as
+core.fairshare orders them), each job in the first environment of its queue where it
+fits, the environment's quota never exceeded, and no head-of-line blocking. Jobs that
+cannot start get AWS's statusReason, and the queue's jobStateTimeLimitActions cancel
+jobs that have waited too long with the same reason. Beyond AWS, a queue's
+maxRunningJobs and an array's maxParallel cap what runs at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from barge.core.fairshare import Policy, ShareOrder
 from barge.core.resources import (
     Capacity,
     Resources,
@@ -19,10 +24,13 @@ from barge.core.resources import (
     format_cpu,
 )
 from barge.core.states import (
+    ARRAY_MAX_PARALLEL,
     CAPACITY,
     ENVIRONMENT_UNAVAILABLE,
     JOB_RESOURCE_REQUIREMENT,
     MAX_RESOURCE,
+    POLICY_NOT_FOUND,
+    QUEUE_MAX_RUNNING,
     QUEUE_NOT_FOUND,
 )
 
@@ -50,6 +58,8 @@ class Queue:
     priority: int
     environments: tuple[str, ...]
     time_limit_actions: tuple[TimeLimitAction, ...] = ()
+    policy: str | None = None  # a fair-share queue's SchedulingPolicy
+    max_running: int | None = None  # jobs (array children included) in STARTING or RUNNING at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,10 @@ class Runnable:
     blocked_category: str | None = None
     blocked_since: float | None = None
     reason: str | None = None  # the statusReason it has now; None: unknown
+    priority: int = 0  # schedulingPriority: higher first inside its queue (or share)
+    share: str | None = None  # shareIdentifier, on a fair-share queue
+    max_parallel: int | None = None  # an array's cap on children in STARTING or RUNNING
+    in_flight: int = 0  # an array's children in STARTING or RUNNING now
     source: object = field(default=None, compare=False, repr=False)  # the caller's own, untouched here
 
     def __post_init__(self) -> None:
@@ -76,6 +90,9 @@ class Snapshot:
     queues: Mapping[str, Queue]
     usage: Mapping[str, Resources]
     jobs: Sequence[Runnable]
+    policies: Mapping[str, Policy] = field(default_factory=dict)
+    running_jobs: Mapping[str, int] = field(default_factory=dict)  # per queue: jobs in STARTING or RUNNING
+    share_running: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # policy -> share -> cpu milli
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +130,7 @@ def schedule(snapshot: Snapshot, now: float) -> Decisions:
     """Place what fits, explain what waits, cancel what waited too long."""
     usage = _initial_usage(snapshot)
     queued, orphans = _split_by_queue(snapshot)
-    placements, unplaced, partly_placed = _place_all(queued, snapshot, usage)
+    placements, unplaced, partly_placed, held = _place_all(queued, snapshot, usage)
     waiting: dict[str, Waiting] = {}
     for job in orphans:
         told = _queue_not_found(job, now)
@@ -124,7 +141,13 @@ def schedule(snapshot: Snapshot, now: float) -> Decisions:
     for job in unplaced:
         placed = partly_placed.get(job.key, 0)
         queue = snapshot.queues[job.queue]
-        category, reason = reasons.reason(job, queue, placed)
+        hold = held.get(job.key)
+        if hold is not None and hold.reserved is None:
+            category, reason = hold.category, hold.reason
+        else:
+            category, reason = reasons.reason(job, queue, placed)
+            if hold is not None and category == CAPACITY:
+                reason += hold.reserved or ""
         since = _blocked_since(job, category, now)
         if queue.time_limit_actions and not placed:
             cancellation = _time_limit_cancellation(job, queue, category, since, now)
@@ -154,9 +177,18 @@ def _split_by_queue(snapshot: Snapshot) -> tuple[list[Runnable], list[Runnable]]
     return queued, orphans
 
 
+@dataclass(frozen=True, slots=True)
+class _Hold:
+    """Why a job got less than it wanted other than capacity: a cap (category and reason), or, with
+    `reserved`, capacity that computeReservation keeps for shares with no running job."""
+    category: str = CAPACITY
+    reason: str = ""
+    reserved: str | None = None
+
+
 def _place_all(
     jobs: list[Runnable], snapshot: Snapshot, usage: dict[str, Resources]
-) -> tuple[list[Placement], list[Runnable], dict[str, int]]:
+) -> tuple[list[Placement], list[Runnable], dict[str, int], dict[str, _Hold]]:
     """Place jobs in priority order, updating usage; return the placements, the jobs left (partly)
     unplaced, and how many children of the partly placed ones were placed.
 
@@ -166,9 +198,13 @@ def _place_all(
     priority = {name: queue.priority for name, queue in snapshot.queues.items()}
     jobs = sorted(jobs, key=_key_of)
     jobs.sort(key=_submitted_at)
+    if any(job.priority for job in jobs):
+        jobs.sort(key=_minus_priority)
     if len(set(priority.values())) > 1:
         jobs.sort(key=lambda job: -priority[job.queue])
     placer = _Placer(snapshot.environments, usage)
+    if _capped_or_shared(jobs, snapshot):
+        return _Pass(snapshot, placer).run(jobs)
     placements: list[Placement] = []
     unplaced: list[Runnable] = []
     partly_placed: dict[str, int] = {}
@@ -181,7 +217,182 @@ def _place_all(
             unplaced.append(job)
             if placed:
                 partly_placed[job.key] = placed
-    return placements, unplaced, partly_placed
+    return placements, unplaced, partly_placed, {}
+
+
+def _capped_or_shared(jobs: list[Runnable], snapshot: Snapshot) -> bool:
+    return (any(q.policy is not None or q.max_running is not None for q in snapshot.queues.values())
+            or any(job.max_parallel is not None for job in jobs))
+
+
+class _Stream(Protocol):
+    def head(self) -> Runnable | None: ...
+    def skip(self) -> None: ...
+    def took(self, cpu_milli: int) -> None: ...
+
+
+class _InOrder:
+    """Jobs already in the order they are served in (a FIFO queue's)."""
+
+    def __init__(self, jobs: list[Runnable]) -> None:
+        self._jobs = jobs
+        self._next = 0
+
+    def head(self) -> Runnable | None:
+        return self._jobs[self._next] if self._next < len(self._jobs) else None
+
+    def skip(self) -> None:
+        self._next += 1
+
+    def took(self, cpu_milli: int) -> None:
+        self._next += 1
+
+
+def _share_of(job: Runnable) -> str:
+    return job.share or ""
+
+
+class _Pass:
+    """The placement pass with fair-share queues and caps: each level of queue priority is served
+    from its streams (the FIFO queues' jobs, one fair-share order per policy), the stream whose next
+    job was submitted first going first."""
+
+    def __init__(self, snapshot: Snapshot, placer: _Placer) -> None:
+        self.snapshot = snapshot
+        self.placer = placer
+        self.running_jobs = dict(snapshot.running_jobs)
+        self.placements: list[Placement] = []
+        self.unplaced: list[Runnable] = []
+        self.partly_placed: dict[str, int] = {}
+        self.held: dict[str, _Hold] = {}
+
+    def run(self, jobs: list[Runnable]) -> tuple[list[Placement], list[Runnable], dict[str, int], dict[str, _Hold]]:
+        for level in _levels(jobs, self.snapshot.queues):
+            self._serve(self._streams(level))
+        return self.placements, self.unplaced, self.partly_placed, self.held
+
+    def _streams(self, jobs: list[Runnable]) -> list[tuple[_Stream, ShareOrder[Runnable] | None]]:
+        fifo: list[Runnable] = []
+        shared: dict[str, list[Runnable]] = {}
+        policy_of = {name: queue.policy for name, queue in self.snapshot.queues.items()}
+        for job in jobs:
+            policy = policy_of[job.queue]
+            if policy is None:
+                fifo.append(job)
+            elif policy not in self.snapshot.policies:
+                self.unplaced.append(job)
+                self.held[job.key] = _Hold(POLICY_NOT_FOUND, f"{POLICY_NOT_FOUND} - job queue '{job.queue}' names "
+                                                             f"scheduling policy '{policy}', which does not exist")
+            else:
+                shared.setdefault(policy, []).append(job)
+        streams: list[tuple[_Stream, ShareOrder[Runnable] | None]] = [(_InOrder(fifo), None)] if fifo else []
+        for name, members in shared.items():
+            order = ShareOrder(self.snapshot.policies[name], members, _share_of, _submitted_at,
+                               self.snapshot.share_running.get(name, {}))
+            streams.append((order, order))
+        return streams
+
+    def _serve(self, streams: list[tuple[_Stream, ShareOrder[Runnable] | None]]) -> None:
+        if len(streams) == 1:  # most often: one queue, or one fair-share policy, at this priority
+            only, order = streams[0]
+            head, took, skip, attempt = only.head, only.took, only.skip, self._try
+            while (job := head()) is not None:
+                cpu_milli = attempt(job, order)
+                if cpu_milli:
+                    took(cpu_milli)
+                else:
+                    skip()
+            return
+        while streams:
+            chosen: tuple[_Stream, ShareOrder[Runnable] | None] | None = None
+            first: Runnable | None = None
+            for stream in list(streams):
+                job = stream[0].head()
+                if job is None:
+                    streams.remove(stream)
+                elif first is None or job.submitted_at < first.submitted_at:
+                    chosen, first = stream, job
+            if chosen is None or first is None:
+                return
+            cpu_milli = self._try(first, chosen[1])
+            if cpu_milli:
+                chosen[0].took(cpu_milli)
+            else:
+                chosen[0].skip()
+
+    def _try(self, job: Runnable, order: ShareOrder[Runnable] | None) -> int:
+        """Place what the caps allow of the job; the vCPU (milli) it was given."""
+        queue = self.snapshot.queues[job.queue]
+        if (queue.max_running is None and job.max_parallel is None
+                and (order is None or not order.reserve)):  # nothing but capacity limits it
+            placement = self.placer.place(job, _candidates(job, queue))
+            if placement is not None:
+                self.placements.append(placement)
+            placed = 0 if placement is None else placement.count
+            if placed < job.count:
+                self.unplaced.append(job)
+                if placed:
+                    self.partly_placed[job.key] = placed
+            return placed * job.request.cpu_milli
+        wanted, hold = job.count, None
+        if queue.max_running is not None:
+            room = max(0, queue.max_running - self.running_jobs.get(queue.name, 0))
+            if room < wanted:
+                wanted, hold = room, _Hold(QUEUE_MAX_RUNNING, f"{QUEUE_MAX_RUNNING} - job queue '{queue.name}' "
+                                           f"runs at most {queue.max_running} jobs at a time (maxRunningJobs)")
+        if job.max_parallel is not None:
+            room = max(0, job.max_parallel - job.in_flight)
+            if room < wanted:
+                wanted, hold = room, _Hold(ARRAY_MAX_PARALLEL, f"{ARRAY_MAX_PARALLEL} - at most {job.max_parallel}"
+                                           " children of this array run at a time (maxParallel)")
+        reserve = 0.0
+        if order is not None and order.reserve and order.running(_share_of(job)):
+            reserve = order.reserve
+        placed = 0
+        if wanted > 0:
+            placement = self.placer.place(job, _candidates(job, queue), wanted, reserve)
+            if placement is not None:
+                placed = placement.count
+                self.placements.append(placement)
+                self.running_jobs[queue.name] = self.running_jobs.get(queue.name, 0) + placed
+        if placed < job.count:
+            self.unplaced.append(job)
+            if placed:
+                self.partly_placed[job.key] = placed
+            if hold is not None and placed == wanted:
+                self.held[job.key] = hold
+            elif reserve and order is not None:
+                self.held[job.key] = _Hold(reserved=_reservation_note(job, order))
+        return placed * job.request.cpu_milli if placed else 0
+
+
+def _reservation_note(job: Runnable, order: ShareOrder[Runnable]) -> str:
+    policy = order.policy
+    return (f"; share '{_share_of(job)}' has running jobs and scheduling policy '{policy.name}' keeps "
+            f"{order.reserve:.0%} of maxvCpus free for shares with none (computeReservation "
+            f"{policy.compute_reservation}, {order.active_shares} active shares)")
+
+
+def _levels(jobs: list[Runnable], queues: Mapping[str, Queue]) -> Iterator[list[Runnable]]:
+    """Consecutive runs of jobs whose queues have the same priority (jobs come sorted by it)."""
+    if len({queue.priority for queue in queues.values()}) <= 1:
+        yield jobs
+        return
+    level: list[Runnable] = []
+    priority: int | None = None
+    for job in jobs:
+        p = queues[job.queue].priority
+        if level and p != priority:
+            yield level
+            level = []
+        priority = p
+        level.append(job)
+    if level:
+        yield level
+
+
+def _minus_priority(job: Runnable) -> int:
+    return -job.priority
 
 
 def _key_of(job: Runnable) -> str:
@@ -209,33 +420,49 @@ class _Placer:
     def __init__(self, environments: Mapping[str, Environment], usage: dict[str, Resources]) -> None:
         self._environments = environments
         self._usage = usage
-        self._full: set[tuple[str, Resources]] = set()
-        self._hopeless: set[tuple[tuple[str, ...], Resources]] = set()
-        self._last_hopeless: tuple[tuple[str, ...] | None, Resources | None] = (None, None)
+        self._full: set[tuple[str, Resources, float]] = set()
+        self._hopeless: set[tuple[tuple[str, ...], Resources, float]] = set()
+        self._last_hopeless: tuple[tuple[str, ...] | None, Resources | None, float] = (None, None, 0.0)
+        self._reduced: dict[tuple[str, float], Capacity] = {}
 
-    def place(self, job: Runnable, candidates: tuple[str, ...]) -> Placement | None:
-        if job.request is self._last_hopeless[1] and candidates is self._last_hopeless[0]:
+    def place(self, job: Runnable, candidates: tuple[str, ...], wanted: int | None = None,
+              reserve: float = 0.0) -> Placement | None:
+        """`wanted` children at most (default: all the job wants); `reserve`: the fraction of each
+        environment's vCPUs this job must leave free (computeReservation)."""
+        last = self._last_hopeless
+        if job.request is last[1] and candidates is last[0] and reserve == last[2]:
             return None  # the same objects as the job before, which did not fit: no hashing needed
-        shape = (candidates, job.request)
+        shape = (candidates, job.request, reserve)
         if shape in self._hopeless:
             self._last_hopeless = shape
             return None
         for name in candidates:
-            placement = self._place_in(job, name)
+            placement = self._place_in(job, name, job.count if wanted is None else wanted, reserve)
             if placement is not None:
                 return placement
         self._hopeless.add(shape)
         self._last_hopeless = shape
         return None
 
-    def _place_in(self, job: Runnable, name: str) -> Placement | None:
+    def _capacity(self, environment: Environment, reserve: float) -> Capacity:
+        if not reserve:
+            return environment.capacity
+        key = (environment.name, reserve)
+        reduced = self._reduced.get(key)
+        if reduced is None:
+            capacity = environment.capacity
+            kept = -(-int(capacity.cpu_milli * reserve * 1000) // 1000)  # rounded up: never less than promised
+            reduced = self._reduced[key] = dataclasses.replace(capacity, cpu_milli=capacity.cpu_milli - kept)
+        return reduced
+
+    def _place_in(self, job: Runnable, name: str, wanted: int, reserve: float) -> Placement | None:
         environment = self._environments.get(name)
-        if environment is None or not environment.enabled or (name, job.request) in self._full:
+        if environment is None or not environment.enabled or (name, job.request, reserve) in self._full:
             return None
         used = self._usage[name]
-        fitting = _children_that_fit(job.request, environment.capacity, used, job.count)
+        fitting = _children_that_fit(job.request, self._capacity(environment, reserve), used, wanted)
         if fitting == 0:
-            self._full.add((name, job.request))
+            self._full.add((name, job.request, reserve))
             return None
         self._usage[name] = used + (job.request if fitting == 1 else job.request.times(fitting))
         return Placement(job.key, name, fitting)

@@ -38,7 +38,7 @@ def values_args() -> list[str]:
 def adopt_crds(cluster: Cluster) -> None:
     """CRDs applied earlier with kubectl (by the e2e fixture, or a user) are handed over to the release,
     as Helm documents for adopting existing objects."""
-    for plural in ("batchjobs", "jobdefinitions", "jobqueues", "computeenvironments"):
+    for plural in ("batchjobs", "jobdefinitions", "jobqueues", "computeenvironments", "schedulingpolicies"):
         crd = f"crd/{plural}.barge.dev"
         if cluster.kubectl("get", crd, "--ignore-not-found", "-o", "name").stdout.strip():
             cluster.kubectl("label", "--overwrite", crd, "app.kubernetes.io/managed-by=Helm")

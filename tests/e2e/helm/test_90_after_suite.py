@@ -177,7 +177,7 @@ def test_uninstall_removes_the_operator_and_keeps_crds_and_users_objects(barge: 
     eventually(lambda: not operator_pods(audited), 60, message="operator pods gone")
     assert not audited.kubectl("get", "deploy,sa,clusterrole,clusterrolebinding", "-A", "-l",
                                f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout.strip()
-    for plural in ("batchjobs", "jobdefinitions", "jobqueues", "computeenvironments"):
+    for plural in ("batchjobs", "jobdefinitions", "jobqueues", "computeenvironments", "schedulingpolicies"):
         assert audited.kubectl("get", "crd", f"{plural}.barge.dev", "-o", "name").stdout.strip()
     assert barge.status("kept")["state"] == "RUNNING", "users' BatchJobs stay"
     assert barge.cluster.batch.list_namespaced_job(barge.namespace).items, "and so do their Kubernetes Jobs"
