@@ -29,6 +29,7 @@ EVENT_BACKLOG = 10_000
 PLURALS = {"BatchJob": "batchjobs", "ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues"}
 SMALL_KINDS = ("jobdefinitions", "computeenvironments", "jobqueues", "namespaces")  # indexed by kopf
 CLUSTER_KINDS = ("computeenvironments", "jobqueues", "namespaces")
+NODEPOOL_GROUP_VERSION = ("karpenter.sh", "v1")
 WATCH_SECONDS = 300  # the server ends each watch after this long; it is resumed from its last version
 
 
@@ -284,6 +285,55 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+    # --- Karpenter's NodePools, for MANAGED compute environments -------------------------------------
+
+    async def nodepools_served(self) -> bool:
+        """Whether the apiserver serves karpenter.sh/v1 nodepools (discovery)."""
+        try:
+            found = await self._call("get", "discovery", self.custom.get_api_resources, *NODEPOOL_GROUP_VERSION)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return any(r.name == "nodepools" for r in (found.resources or []) if found is not None)
+
+    async def list_nodepools(self, selector: str) -> list[dict[str, Any]]:
+        answer = await self._call("list", "nodepools", self.custom.list_cluster_custom_object,
+                                  *NODEPOOL_GROUP_VERSION, "nodepools", label_selector=selector)
+        items: list[dict[str, Any]] = answer.get("items") or []
+        return items
+
+    async def apply_nodepool(self, manifest: dict[str, Any], exists: bool) -> None:
+        """Create the NodePool, or merge-patch the one of that name with what Barge wants in it."""
+        name = manifest["metadata"]["name"]
+        if not exists:
+            try:
+                await self._call("create", "nodepools", self.custom.create_cluster_custom_object,
+                                 *NODEPOOL_GROUP_VERSION, "nodepools", manifest)
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        await self._call("patch", "nodepools", self.custom.patch_cluster_custom_object,
+                         *NODEPOOL_GROUP_VERSION, "nodepools", name, manifest, _content_type=MERGE_PATCH)
+
+    async def delete_nodepool(self, name: str) -> None:
+        try:
+            await self._call("delete", "nodepools", self.custom.delete_cluster_custom_object,
+                             *NODEPOOL_GROUP_VERSION, "nodepools", name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def list_nodes(self, selector: str) -> list[dict[str, Any]]:
+        answer = await self._call("list", "nodes", self.core.list_node, label_selector=selector,
+                                  _preload_content=False)
+        try:
+            items: list[dict[str, Any]] = json.loads(answer.data).get("items") or []
+        finally:
+            answer.release_conn()
+        return items
 
     def post_event(self, reference: dict[str, Any], kind: str, reason: str, message: str) -> None:
         """Post a Kubernetes Event in the background; a lost Event never blocks a job."""

@@ -30,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--real-node", action="store_true",
                     help=f"also run one real node (kubelet + containerd; needs root), pool {realnode.POOL}, "
                     f"tainted {realnode.TAINT_KEY}=true:NoSchedule")
+    up.add_argument("--karpenter", action="store_true",
+                    help="also run Karpenter with its kwok provider (built once, pinned) and its CRDs, for "
+                    "MANAGED compute environments; added to a running cluster without restarting it")
     actions.add_parser("down", help="stop every process of the cluster and wipe its data")
     restart = actions.add_parser(
         "restart", help="kill one component (SIGKILL) and start it again: a control-plane fault, on purpose",
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         return run_helm(args.helm_args)
     try:
         if args.action == "up":
-            options = cluster.default_options(args.pools, 20 if args.default_rate_limits else 5000, args.real_node)
+            options = cluster.default_options(args.pools, 20 if args.default_rate_limits else 5000, args.real_node,
+                                              args.karpenter)
             print(cluster.up(options))
         elif args.action == "down":
             cluster.down()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from barge.api.models import label_key_problem, label_value_problem, toleration_problem
+from barge.core import nodepools
 from barge.core.manifests import Placement
 from barge.core.resolve import Resolved
 from barge.core.resources import Capacity, Resources, parse_bytes
@@ -139,16 +140,6 @@ class JobRecord:
                 "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid}}
 
 
-def _type_problem(spec: dict[str, Any]) -> str | None:
-    """MANAGED environments (nodes provisioned through Karpenter) are not built yet: one is INVALID
-    rather than silently run on whatever nodes match, as an UNMANAGED one would."""
-    if spec.get("type") == "MANAGED":
-        return ("spec.type: MANAGED environments (nodes provisioned through Karpenter) are not supported yet; "
-                "use type UNMANAGED to run on the nodes that match computeResources.nodeSelector "
-                "(type is immutable: delete and re-create the environment)")
-    return None
-
-
 def _pool_problem(resources: Any) -> str | None:
     """Why the node pool's selector or tolerations would make Kubernetes refuse every Job placed
     there, naming the field; the schema refuses these at apply, but not in objects stored earlier."""
@@ -193,12 +184,16 @@ class EnvironmentRecord:
                                        int(resources.get("maxGpus") or 0))
         except ValueError as exc:
             record.invalid_reason = f"spec.computeResources.maxMemory: {exc}"
-        record.invalid_reason = record.invalid_reason or _type_problem(spec) or _pool_problem(resources)
+        record.invalid_reason = record.invalid_reason or _pool_problem(resources)
         return record
 
     @property
     def enabled(self) -> bool:
         return self.spec.get("state", ENABLED) == ENABLED and self.invalid_reason is None
+
+    @property
+    def managed(self) -> bool:
+        return self.spec.get("type") == "MANAGED"
 
     def to_core(self) -> Environment:
         closed = "DISABLED" if self.invalid_reason is None else "INVALID"
@@ -254,9 +249,14 @@ def placement(job: JobRecord, environment: EnvironmentRecord, ttl_seconds: int |
               array_size: int | None = None) -> Placement:
     """Where the current attempt (or an array's children) runs: the environment's node pool."""
     resources = environment.spec.get("computeResources") or {}
+    node_selector = dict(resources.get("nodeSelector") or {})
+    tolerations = list(resources.get("tolerations") or [])
+    if environment.managed:
+        node_selector = nodepools.pod_node_selector(environment.name, node_selector)
+        tolerations = nodepools.pod_tolerations(environment.name, tolerations)
     return Placement(
         namespace=job.namespace, batchjob=job.name, job_id=job.uid, attempt=job.attempt, queue=job.queue,
-        environment=environment.name, node_selector=dict(resources.get("nodeSelector") or {}),
-        tolerations=list(resources.get("tolerations") or []), affinity=resources.get("affinity"),
+        environment=environment.name, node_selector=node_selector,
+        tolerations=tolerations, affinity=resources.get("affinity"),
         ttl_seconds_after_finished=ttl_seconds, array_size=array_size,
     )
