@@ -35,7 +35,8 @@ def pool(**resources: Any) -> dict[str, Any]:
 ])
 def test_requirements_come_from_type_and_instance_types(resources: dict[str, Any],
                                                         requirements: list[dict[str, Any]]) -> None:
-    assert pool(**resources)["spec"]["template"]["spec"]["requirements"] == requirements
+    linux = {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}
+    assert pool(**resources)["spec"]["template"]["spec"]["requirements"] == [linux, *requirements]
 
 
 def test_the_nodepool_is_owned_labelled_tainted_limited_and_consolidated() -> None:

@@ -16,6 +16,7 @@ NODEPOOL_API_VERSION = "karpenter.sh/v1"
 ENVIRONMENT_LABEL = "barge.dev/compute-environment"  # on the NodePool, its nodes, and the taint's key
 CAPACITY_TYPE_LABEL = "karpenter.sh/capacity-type"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+LINUX = {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}  # as AWS Batch's managed nodes
 CAPACITY_TYPES = {"EC2": "on-demand", "SPOT": "spot"}
 # AWS Batch's "optimal" lets the service choose: on Karpenter, no instance-type requirement at all.
 ANY_INSTANCE_TYPE = "optimal"
@@ -71,7 +72,7 @@ def pod_tolerations(environment: str, tolerations: list[dict[str, Any]]) -> list
 def requirements(resources: dict[str, Any]) -> list[dict[str, Any]]:
     """Karpenter requirements from computeResources.type (EC2 on-demand, SPOT) and instanceTypes."""
     capacity = CAPACITY_TYPES[resources.get("type") or "EC2"]
-    found = [{"key": CAPACITY_TYPE_LABEL, "operator": "In", "values": [capacity]}]
+    found = [LINUX, {"key": CAPACITY_TYPE_LABEL, "operator": "In", "values": [capacity]}]
     types = sorted({t for t in resources.get("instanceTypes") or [] if t != ANY_INSTANCE_TYPE})
     if types:
         found.append({"key": INSTANCE_TYPE_LABEL, "operator": "In", "values": types})
