@@ -35,8 +35,6 @@ SOURCES = sorted([*(OPERATOR / "core").rglob("*.py"), *(OPERATOR / "controller")
 FAIR_SHARE = "issue 18 (fair share and scheduling priority)"
 MANAGED = "issue 19 (managed compute environments)"
 KNOWN_UNREAD: dict[tuple[str, str], str] = {
-    # Refused by CEL unless type is MANAGED; Karpenter has no "desired" size to set (see the note of issue 19).
-    ("ComputeEnvironment", "spec.computeResources.desiredvCpus"): MANAGED,
     ("JobQueue", "spec.schedulingPolicy"): FAIR_SHARE,
     ("JobDefinition", "spec.schedulingPriority"): FAIR_SHARE,
     ("BatchJob", "spec.schedulingPriorityOverride"): FAIR_SHARE,
@@ -158,8 +156,8 @@ def test_known_unread_fields_are_still_unread_and_have_an_issue() -> None:
 
 
 def test_the_known_unread_list_can_only_shrink() -> None:
-    assert stale_known_unread(read_names() | {"desiredvCpus"}) == [
-        "ComputeEnvironment spec.computeResources.desiredvCpus is read now"]
+    assert stale_known_unread(read_names() | {"shareIdentifier"}) == [
+        "BatchJob spec.shareIdentifier is read now"]
 
 
 @pytest.mark.parametrize(("kind", "path"), list(PASSED_THROUGH))
@@ -184,5 +182,5 @@ def test_reads_are_found_in_the_operator_source() -> None:
     reads = read_names()
     # subscripts and get() (maxvCpus), a loop over a literal tuple (overrides' command and args)
     assert {"maxvCpus", "jobQueue", "command", "args", "attemptDurationSeconds"} <= reads
-    # names only written (the environment's status.desiredvCpus) are not reads
-    assert "desiredvCpus" not in reads
+    # names only written (the environment's status.vcpuUsage) are not reads
+    assert "vcpuUsage" not in reads

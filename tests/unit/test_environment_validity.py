@@ -96,3 +96,15 @@ def test_a_job_waiting_on_an_invalid_environment_is_told_it_is_invalid() -> None
     job = Runnable("ns/j", "q", 0.0, Resources(1000, 0, 0))
     decisions = schedule(Snapshot({"ce": invalid.to_core()}, {"q": Queue("q", 1, ("ce",))}, {}, [job]), 10.0)
     assert decisions.waiting["ns/j"].reason.endswith("compute environment 'ce' is INVALID")
+
+
+@pytest.mark.parametrize(("resources", "field"), [
+    ({"minvCpus": 8}, "spec.computeResources.minvCpus: keeping idle capacity warm is not supported yet"),
+    ({"desiredvCpus": 4}, "spec.computeResources.desiredvCpus: a MANAGED environment is sized by Karpenter"),
+])
+def test_what_a_managed_environment_cannot_do_yet_makes_it_invalid(resources: dict[str, Any], field: str) -> None:
+    environment = EnvironmentRecord.from_body({"metadata": {"name": "ce", "uid": "u1"}, "spec": {
+        "type": "MANAGED", "computeResources": {"maxvCpus": 8, **resources}}})
+    assert environment.invalid_reason is not None and environment.invalid_reason.startswith(field)
+    assert EnvironmentRecord.from_body({"metadata": {"name": "ce", "uid": "u1"}, "spec": {
+        "type": "MANAGED", "computeResources": {"maxvCpus": 8, "minvCpus": 0}}}).invalid_reason is None

@@ -32,8 +32,11 @@ MEANINGS: dict[str, str] = {
                                     "already match the selector). Immutable.",
     "ComputeEnvironment.spec.state": "ENABLED, or DISABLED: no new placements; running jobs finish.",
     "spec.computeResources": "The pool and its quota.",
-    "computeResources.minvCpus": "vCPUs a MANAGED environment keeps even when idle.",
-    "computeResources.desiredvCpus": "The vCPUs asked for now (MANAGED); Barge sets it from demand when absent.",
+    "computeResources.minvCpus": "vCPUs a MANAGED environment keeps even when idle; not supported yet: above 0 "
+                                  "the environment is INVALID.",
+    "computeResources.desiredvCpus": "AWS's initial size of a MANAGED environment; Karpenter sizes it from its "
+                                     "jobs instead, so set, it makes the environment INVALID (status.desiredvCpus "
+                                     "reports the size needed).",
     "computeResources.nodeSelector": "Node labels that select the pool's nodes; added to every pod placed here.",
     "computeResources.tolerations": "Tolerations added to every pod placed here (for tainted pools).",
     "tolerations[].key": "The taint key tolerated; empty with operator Exists tolerates every taint.",

@@ -140,6 +140,19 @@ class JobRecord:
                 "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid}}
 
 
+def _managed_problem(spec: dict[str, Any], resources: Any) -> str | None:
+    """What a MANAGED environment asks that Barge cannot do on Karpenter yet, rather than ignore it."""
+    if spec.get("type") != "MANAGED":
+        return None
+    if int(resources.get("minvCpus") or 0) > 0:
+        return ("spec.computeResources.minvCpus: keeping idle capacity warm is not supported yet on MANAGED "
+                "environments (Karpenter adds nodes when jobs wait and removes them when empty); set it to 0")
+    if resources.get("desiredvCpus") is not None:
+        return ("spec.computeResources.desiredvCpus: a MANAGED environment is sized by Karpenter from its "
+                "waiting jobs; leave desiredvCpus unset (status.desiredvCpus reports it)")
+    return None
+
+
 def _pool_problem(resources: Any) -> str | None:
     """Why the node pool's selector or tolerations would make Kubernetes refuse every Job placed
     there, naming the field; the schema refuses these at apply, but not in objects stored earlier."""
@@ -184,7 +197,7 @@ class EnvironmentRecord:
                                        int(resources.get("maxGpus") or 0))
         except ValueError as exc:
             record.invalid_reason = f"spec.computeResources.maxMemory: {exc}"
-        record.invalid_reason = record.invalid_reason or _pool_problem(resources)
+        record.invalid_reason = record.invalid_reason or _managed_problem(spec, resources) or _pool_problem(resources)
         return record
 
     @property
