@@ -298,9 +298,15 @@ class Kube:
             raise
         return any(r.name == "nodepools" for r in (found.resources or []) if found is not None)
 
-    async def list_nodepools(self, selector: str) -> list[dict[str, Any]]:
-        answer = await self._call("list", "nodepools", self.custom.list_cluster_custom_object,
-                                  *NODEPOOL_GROUP_VERSION, "nodepools", label_selector=selector)
+    async def list_nodepools(self, selector: str) -> list[dict[str, Any]] | None:
+        """The NodePools that match; None when the API is not served (any more)."""
+        try:
+            answer = await self._call("list", "nodepools", self.custom.list_cluster_custom_object,
+                                      *NODEPOOL_GROUP_VERSION, "nodepools", label_selector=selector)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
         items: list[dict[str, Any]] = answer.get("items") or []
         return items
 

@@ -46,9 +46,12 @@ class NodePools:
         self.store.nodepools_unserved = None if await self.kube.nodepools_served() else UNSERVED
 
     async def _converge(self) -> None:
+        listed = await self.kube.list_nodepools(rules.ENVIRONMENT_LABEL)
+        if listed is None:  # Karpenter was removed since the last discovery
+            self.store.nodepools_unserved = UNSERVED
+            return
         managed = {e.name: e for e in self.store.environments() if e.managed and e.invalid_reason is None}
-        current = {(p.get("metadata") or {}).get("labels", {}).get(rules.ENVIRONMENT_LABEL): p
-                   for p in await self.kube.list_nodepools(rules.ENVIRONMENT_LABEL)}
+        current = {(p.get("metadata") or {}).get("labels", {}).get(rules.ENVIRONMENT_LABEL): p for p in listed}
         for name, environment in managed.items():
             wanted = rules.nodepool_manifest(name, environment.uid, environment.spec.get("computeResources") or {},
                                              self.node_class)
