@@ -44,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions.add_parser("status", help="show which components run, as JSON")
     actions.add_parser("kubeconfig", help="print the path of the cluster's kubeconfig")
     build_cmd = actions.add_parser("build", help="build the binaries into the cache only")
-    build_cmd.add_argument("--all", action="store_true", help="also kubelet (the real node) and helm")
+    build_cmd.add_argument("--all", action="store_true", help="also kubelet (the real node), helm and karpenter")
     helm = dev_sub.add_parser("helm", help="run the project's pinned helm (built once) against the local cluster",
                               epilog="example: barge dev helm -- lint helm/barge")
     helm.add_argument("helm_args", nargs=argparse.REMAINDER, help="arguments for helm")
@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "kubeconfig":
             print(cluster.kubeconfig_path())
         elif args.action == "build":
-            build.ensure_built(build.DEFAULT_COMPONENTS + ((build.KUBELET, build.HELM) if args.all else ()))
+            extra = (build.KUBELET, build.HELM, build.KARPENTER) if args.all else ()
+            build.ensure_built(build.DEFAULT_COMPONENTS + extra)
     except (cluster.ClusterError, build.BuildError, PoolConfigError, images.ImageError,
             realnode.RealNodeError) as exc:
         print(f"error: {exc}")
