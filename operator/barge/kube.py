@@ -63,6 +63,8 @@ class Kube:
         self.custom = kubernetes.client.CustomObjectsApi(self._api)
         self.batch = kubernetes.client.BatchV1Api(self._api)
         self.core = kubernetes.client.CoreV1Api(self._api)
+        self.apps = kubernetes.client.AppsV1Api(self._api)
+        self.scheduling = kubernetes.client.SchedulingV1Api(self._api)
         self._background: set[asyncio.Task[None]] = set()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self._limit = asyncio.Semaphore(concurrency)
@@ -328,6 +330,40 @@ class Kube:
         try:
             await self._call("delete", "nodepools", self.custom.delete_cluster_custom_object,
                              *NODEPOOL_GROUP_VERSION, "nodepools", name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def ensure_priority_class(self, manifest: dict[str, Any]) -> None:
+        try:
+            await self._call("create", "priorityclasses", self.scheduling.create_priority_class, manifest)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    async def list_deployments(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        answer = await self._call("list", "deployments", self.apps.list_namespaced_deployment, namespace,
+                                  label_selector=selector, _preload_content=False)
+        try:
+            items: list[dict[str, Any]] = json.loads(answer.data).get("items") or []
+        finally:
+            answer.release_conn()
+        return items
+
+    async def apply_deployment(self, manifest: dict[str, Any], exists: bool) -> None:
+        namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        if not exists:
+            try:
+                await self._call("create", "deployments", self.apps.create_namespaced_deployment, namespace, manifest)
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        await self._call("patch", "deployments", self.apps.patch_namespaced_deployment, name, namespace, manifest)
+
+    async def delete_deployment(self, namespace: str, name: str) -> None:
+        try:
+            await self._call("delete", "deployments", self.apps.delete_namespaced_deployment, name, namespace)
         except ApiException as exc:
             if exc.status != 404:
                 raise

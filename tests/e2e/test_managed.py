@@ -143,3 +143,25 @@ def test_spot_and_instance_types_show_in_the_nodepool_and_follow_the_environment
     assert requirements["node.kubernetes.io/instance-type"] == ["c-4x-amd64-linux"]
     cluster.delete_cluster_object("computeenvironments", ce)
     eventually(lambda: nodepool(cluster, ce) is None, 60, message="the NodePool gone with its environment")
+
+
+def test_min_vcpus_keeps_that_many_vcpus_of_nodes_with_no_jobs(karpenter: Barge) -> None:
+    barge, cluster = karpenter, karpenter.cluster
+    ce = barge.name("warm")
+    barge.apply(managed_environment(ce, 32, minvCpus=8))
+
+    def warm() -> int:
+        return sum(nodepools.node_cpu_milli(n["metadata"].get("labels") or {}, n["status"].get("capacity") or {})
+                   for n in environment_nodes(cluster, ce)) // 1000
+
+    eventually(lambda: warm() >= 8, 90, message="8 vCPU of nodes with no job submitted")
+    time.sleep(40)  # past the NodePool's consolidateAfter (30 s): not empty, so not removed
+    assert warm() >= 8, "minvCpus of nodes stay while idle"
+    environment = cluster.cluster_object("computeenvironments", ce)["status"]
+    assert environment["desiredvCpus"] == 8 and environment["provisionedvCpus"] >= 8, environment
+    barge.apply(managed_environment(ce, 32, minvCpus=4))
+    eventually(lambda: len(cluster.core.list_pod_for_all_namespaces(
+        label_selector=f"{nodepools.ENVIRONMENT_LABEL}={ce}").items) == 1, 30, message="one placeholder at minvCpus 4")
+    barge.apply(managed_environment(ce, 32, minvCpus=0))
+    eventually(lambda: not cluster.core.list_pod_for_all_namespaces(
+        label_selector=f"{nodepools.ENVIRONMENT_LABEL}={ce}").items, 30, message="placeholders gone at minvCpus 0")

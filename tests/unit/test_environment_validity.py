@@ -99,7 +99,6 @@ def test_a_job_waiting_on_an_invalid_environment_is_told_it_is_invalid() -> None
 
 
 @pytest.mark.parametrize(("resources", "field"), [
-    ({"minvCpus": 8}, "spec.computeResources.minvCpus: keeping idle capacity warm is not supported yet"),
     ({"desiredvCpus": 4}, "spec.computeResources.desiredvCpus: a MANAGED environment is sized by Karpenter"),
 ])
 def test_what_a_managed_environment_cannot_do_yet_makes_it_invalid(resources: dict[str, Any], field: str) -> None:
@@ -107,4 +106,4 @@ def test_what_a_managed_environment_cannot_do_yet_makes_it_invalid(resources: di
         "type": "MANAGED", "computeResources": {"maxvCpus": 8, **resources}}})
     assert environment.invalid_reason is not None and environment.invalid_reason.startswith(field)
     assert EnvironmentRecord.from_body({"metadata": {"name": "ce", "uid": "u1"}, "spec": {
-        "type": "MANAGED", "computeResources": {"maxvCpus": 8, "minvCpus": 0}}}).invalid_reason is None
+        "type": "MANAGED", "computeResources": {"maxvCpus": 8, "minvCpus": 8}}}).invalid_reason is None

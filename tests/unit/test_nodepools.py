@@ -121,3 +121,32 @@ def test_the_node_class_setting_is_group_kind_name(text: str, ok: bool) -> None:
     else:
         with pytest.raises(ValueError, match="group/Kind/name"):
             rules.parse_node_class(text)
+
+
+@pytest.mark.parametrize(("minimum", "pods"), [(0, (0, 0)), (1, (1, 1)), (4, (1, 4)), (8, (2, 4)), (10, (3, 4)),
+                                               (13, (4, 4))])
+def test_warm_capacity_is_split_into_small_placeholders(minimum: int, pods: tuple[int, int]) -> None:
+    assert rules.warm_pods(minimum) == pods
+
+
+@given(st.integers(1, 10_000))
+def test_warm_placeholders_hold_at_least_min_vcpus_and_less_than_one_more_each(minimum: int) -> None:
+    replicas, vcpus = rules.warm_pods(minimum)
+    assert minimum <= replicas * vcpus < minimum + replicas and vcpus <= rules.WARM_POD_VCPUS
+
+
+def test_warm_placeholders_sit_on_the_environments_nodes_at_a_preemptible_priority() -> None:
+    assert rules.warm_deployment("ce", "uid-1", {"maxvCpus": 32, "minvCpus": 0}, "barge") is None
+    deployment = rules.warm_deployment("ce", "uid-1", {"maxvCpus": 32, "minvCpus": 8}, "barge")
+    assert deployment is not None
+    assert deployment["metadata"]["namespace"] == "barge" and deployment["spec"]["replicas"] == 2
+    assert deployment["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"barge.dev/compute-environment": "ce"}
+    assert rules.toleration("ce") in pod["tolerations"]
+    assert pod["containers"][0]["resources"]["requests"] == {"cpu": "4"}
+    assert pod["priorityClassName"] == rules.warm_priority_class()["metadata"]["name"]
+    assert rules.warm_priority_class()["value"] < 0  # below every job's pod: jobs preempt placeholders
+    assert not rules.warm_differs(deployment, deployment)
+    bigger = rules.warm_deployment("ce", "uid-1", {"maxvCpus": 32, "minvCpus": 16}, "barge")
+    assert bigger is not None and rules.warm_differs(bigger, deployment) and rules.warm_differs(deployment, None)

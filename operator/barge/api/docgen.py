@@ -32,8 +32,8 @@ MEANINGS: dict[str, str] = {
                                     "already match the selector). Immutable.",
     "ComputeEnvironment.spec.state": "ENABLED, or DISABLED: no new placements; running jobs finish.",
     "spec.computeResources": "The pool and its quota.",
-    "computeResources.minvCpus": "vCPUs a MANAGED environment keeps even when idle; not supported yet: above 0 "
-                                  "the environment is INVALID.",
+    "computeResources.minvCpus": "vCPUs a MANAGED environment keeps even when idle (preemptible placeholder "
+                                  "pods on its nodes).",
     "computeResources.desiredvCpus": "AWS's initial size of a MANAGED environment; Karpenter sizes it from its "
                                      "jobs instead, so set, it makes the environment INVALID (status.desiredvCpus "
                                      "reports the size needed).",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 
+from barge.controller.records import EnvironmentRecord
 from barge.controller.store import Store
 from barge.core import nodepools as rules
 from barge.kube import Kube
@@ -20,10 +21,12 @@ UNSERVED = ("Karpenter's NodePool API (karpenter.sh/v1 nodepools) is not served 
 
 
 class NodePools:
-    def __init__(self, kube: Kube, store: Store, node_class: rules.NodeClassRef) -> None:
+    def __init__(self, kube: Kube, store: Store, node_class: rules.NodeClassRef, warm_namespace: str) -> None:
         self.kube = kube
         self.store = store
         self.node_class = node_class
+        self.warm_namespace = warm_namespace
+        self._priority_class = False
         self._synced_at = float("-inf")
         self._discovered_at = float("-inf")
 
@@ -61,4 +64,22 @@ class NodePools:
         for name, pool in current.items():
             if name not in managed and self.store.environment(str(name)) is None:
                 await self.kube.delete_nodepool(pool["metadata"]["name"])
+        await self._keep_warm(managed)
         self.store.provisioned = rules.provisioned(await self.kube.list_nodes(rules.ENVIRONMENT_LABEL))
+
+    async def _keep_warm(self, managed: dict[str, EnvironmentRecord]) -> None:
+        """minvCpus of placeholder pods per MANAGED environment (see core.nodepools)."""
+        wanted = {name: manifest for name, e in managed.items() if (manifest := rules.warm_deployment(
+            name, e.uid, e.spec.get("computeResources") or {}, self.warm_namespace)) is not None}
+        current = {(d.get("metadata") or {}).get("labels", {}).get(rules.ENVIRONMENT_LABEL): d
+                   for d in await self.kube.list_deployments(self.warm_namespace, rules.ENVIRONMENT_LABEL)}
+        if wanted and not self._priority_class:
+            await self.kube.ensure_priority_class(rules.warm_priority_class())
+            self._priority_class = True
+        for name, manifest in wanted.items():
+            if rules.warm_differs(manifest, current.get(name)):
+                log.info("applying warm capacity %s", manifest["metadata"]["name"])
+                await self.kube.apply_deployment(manifest, exists=name in current)
+        for name, deployment in current.items():
+            if name not in wanted:
+                await self.kube.delete_deployment(self.warm_namespace, deployment["metadata"]["name"])

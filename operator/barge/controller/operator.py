@@ -53,7 +53,8 @@ class Operator:
                          self.dependencies, clock)
         self.router.reconcile = self.jobs.reconcile
         self.summaries = Summaries(self.store, self.status)
-        self.nodepools = NodePools(kube, self.store, parse_node_class(settings.node_class))
+        self.nodepools = NodePools(kube, self.store, parse_node_class(settings.node_class),
+                                   settings.warm_capacity_namespace)
         self.housekeeping = Housekeeping(settings, kube, self.store, self.router, self.arrays, clock)
         self.scheduler = Scheduler(settings, self.store, self.status, self.locks, self.jobs, self.arrays, clock,
                                    self._refresh, self.housekeeping.sweep)

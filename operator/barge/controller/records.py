@@ -141,12 +141,9 @@ class JobRecord:
 
 
 def _managed_problem(spec: dict[str, Any], resources: Any) -> str | None:
-    """What a MANAGED environment asks that Barge cannot do on Karpenter yet, rather than ignore it."""
+    """What a MANAGED environment asks that Barge cannot do on Karpenter, rather than ignore it."""
     if spec.get("type") != "MANAGED":
         return None
-    if int(resources.get("minvCpus") or 0) > 0:
-        return ("spec.computeResources.minvCpus: keeping idle capacity warm is not supported yet on MANAGED "
-                "environments (Karpenter adds nodes when jobs wait and removes them when empty); set it to 0")
     if resources.get("desiredvCpus") is not None:
         return ("spec.computeResources.desiredvCpus: a MANAGED environment is sized by Karpenter from its "
                 "waiting jobs; leave desiredvCpus unset (status.desiredvCpus reports it)")

@@ -150,3 +150,69 @@ def provisioned(nodes: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:
         capacity = (node.get("status") or {}).get("capacity") or {}
         found[environment] = (count + 1, milli + node_cpu_milli(labels, capacity))
     return {name: (count, math.ceil(milli / 1000)) for name, (count, milli) in found.items()}
+
+
+# --- minvCpus: capacity kept warm --------------------------------------------------------------------
+# Karpenter adds nodes only for pods that wait, and removes empty ones. minvCpus is kept warm the way
+# Karpenter documents overprovisioning: placeholder pods of a negative priority request minvCpus on the
+# environment's nodes, so those nodes are never empty; a job that needs the room preempts them (the
+# scheduler evicts lower-priority pods), and the evicted placeholder waits, so Karpenter adds a node.
+WARM_PRIORITY_CLASS = "barge-warm-capacity"
+WARM_PRIORITY = -100
+WARM_IMAGE = "registry.k8s.io/pause:3.10"
+WARM_PREFIX = "barge-warm-"
+WARM_POD_VCPUS = 4  # placeholders of at most this size, so a few jobs preempt a small part of the warm room
+
+
+def warm_priority_class() -> dict[str, Any]:
+    return {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": WARM_PRIORITY_CLASS},
+            "value": WARM_PRIORITY, "preemptionPolicy": "Never", "globalDefault": False,
+            "description": "Barge's placeholders that keep a MANAGED compute environment's minvCpus warm"}
+
+
+def warm_deployment_name(environment: str) -> str:
+    return WARM_PREFIX + environment
+
+
+def warm_pods(minimum_vcpus: int) -> tuple[int, int]:
+    """(replicas, vCPUs each) that add up to minvCpus, none larger than WARM_POD_VCPUS (the last smaller
+    ones rounded up: a Deployment's pods are all alike)."""
+    if minimum_vcpus <= 0:
+        return 0, 0
+    replicas = math.ceil(minimum_vcpus / WARM_POD_VCPUS)
+    return replicas, math.ceil(minimum_vcpus / replicas)
+
+
+def warm_deployment(environment: str, uid: str, resources: dict[str, Any], namespace: str) -> dict[str, Any] | None:
+    """The placeholders of a MANAGED environment with minvCpus > 0, owned by it; None when minvCpus is 0."""
+    replicas, vcpus = warm_pods(int(resources.get("minvCpus") or 0))
+    if not replicas:
+        return None
+    labels = {ENVIRONMENT_LABEL: environment, "app.kubernetes.io/component": "warm-capacity"}
+    pod_spec = {
+        "priorityClassName": WARM_PRIORITY_CLASS, "terminationGracePeriodSeconds": 0,
+        "nodeSelector": pod_node_selector(environment, dict(resources.get("nodeSelector") or {})),
+        "tolerations": pod_tolerations(environment, list(resources.get("tolerations") or [])),
+        "containers": [{"name": "placeholder", "image": WARM_IMAGE,
+                        "resources": {"requests": {"cpu": str(vcpus)}, "limits": {"cpu": str(vcpus)}}}],
+    }
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": warm_deployment_name(environment), "namespace": namespace, "labels": labels,
+                     "ownerReferences": [{"apiVersion": API_VERSION, "kind": "ComputeEnvironment", "name": environment,
+                                          "uid": uid, "controller": True, "blockOwnerDeletion": False}]},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
+    }
+
+
+def warm_differs(wanted: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    if current is None:
+        return True
+    spec = current.get("spec") or {}
+    pod = ((spec.get("template") or {}).get("spec") or {})
+    wanted_pod = wanted["spec"]["template"]["spec"]
+    return bool(spec.get("replicas") != wanted["spec"]["replicas"]
+                or pod.get("nodeSelector") != wanted_pod["nodeSelector"]
+                or [c.get("resources") for c in pod.get("containers") or []]
+                != [c["resources"] for c in wanted_pod["containers"]])
