@@ -26,6 +26,9 @@ class Settings:
     leader_election: bool = False
     leader_election_namespace: str = ""  # empty: the pod's own namespace
     leader_election_lease_seconds: float = 15.0
+    # The Karpenter node class of MANAGED environments' NodePools, group/Kind/name.
+    node_class: str = "karpenter.k8s.aws/EC2NodeClass/default"
+    warm_capacity_namespace: str = "default"  # where minvCpus' placeholder pods run
 
 
 def _env(name: str, default: str) -> str:
@@ -83,6 +86,13 @@ def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--leader-election-lease-seconds", type=float,
                         default=float(_env("LEADER_ELECTION_LEASE_SECONDS", str(d.leader_election_lease_seconds))),
                         help="how long a standby waits for a silent leader before taking over")
+    parser.add_argument("--warm-capacity-namespace",
+                        default=_env("WARM_CAPACITY_NAMESPACE", d.warm_capacity_namespace),
+                        help="namespace of the placeholder pods that keep MANAGED environments' minvCpus warm "
+                        "(env BARGE_WARM_CAPACITY_NAMESPACE)")
+    parser.add_argument("--node-class", default=_env("NODE_CLASS", d.node_class),
+                        help="Karpenter node class of MANAGED compute environments' NodePools, as group/Kind/name "
+                        "(kwok: karpenter.kwok.sh/KWOKNodeClass/default; env BARGE_NODE_CLASS)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -101,4 +111,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         leader_election=args.leader_election,
         leader_election_namespace=args.leader_election_namespace,
         leader_election_lease_seconds=args.leader_election_lease_seconds,
+        node_class=args.node_class,
+        warm_capacity_namespace=args.warm_capacity_namespace,
     )

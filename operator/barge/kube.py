@@ -30,6 +30,7 @@ PLURALS = {"BatchJob": "batchjobs", "ComputeEnvironment": "computeenvironments",
            "SchedulingPolicy": "schedulingpolicies"}
 SMALL_KINDS = ("jobdefinitions", "computeenvironments", "jobqueues", "schedulingpolicies", "namespaces")  # kopf's
 CLUSTER_KINDS = ("computeenvironments", "jobqueues", "schedulingpolicies", "namespaces")
+NODEPOOL_GROUP_VERSION = ("karpenter.sh", "v1")
 WATCH_SECONDS = 300  # the server ends each watch after this long; it is resumed from its last version
 
 
@@ -63,6 +64,8 @@ class Kube:
         self.custom = kubernetes.client.CustomObjectsApi(self._api)
         self.batch = kubernetes.client.BatchV1Api(self._api)
         self.core = kubernetes.client.CoreV1Api(self._api)
+        self.apps = kubernetes.client.AppsV1Api(self._api)
+        self.scheduling = kubernetes.client.SchedulingV1Api(self._api)
         self._background: set[asyncio.Task[None]] = set()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self._limit = asyncio.Semaphore(concurrency)
@@ -285,6 +288,95 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+    # --- Karpenter's NodePools, for MANAGED compute environments -------------------------------------
+
+    async def nodepools_served(self) -> bool:
+        """Whether the apiserver serves karpenter.sh/v1 nodepools (discovery)."""
+        try:
+            found = await self._call("get", "discovery", self.custom.get_api_resources, *NODEPOOL_GROUP_VERSION)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return any(r.name == "nodepools" for r in (found.resources or []) if found is not None)
+
+    async def list_nodepools(self, selector: str) -> list[dict[str, Any]] | None:
+        """The NodePools that match; None when the API is not served (any more)."""
+        try:
+            answer = await self._call("list", "nodepools", self.custom.list_cluster_custom_object,
+                                      *NODEPOOL_GROUP_VERSION, "nodepools", label_selector=selector)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        items: list[dict[str, Any]] = answer.get("items") or []
+        return items
+
+    async def apply_nodepool(self, manifest: dict[str, Any], exists: bool) -> None:
+        """Create the NodePool, or merge-patch the one of that name with what Barge wants in it."""
+        name = manifest["metadata"]["name"]
+        if not exists:
+            try:
+                await self._call("create", "nodepools", self.custom.create_cluster_custom_object,
+                                 *NODEPOOL_GROUP_VERSION, "nodepools", manifest)
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        await self._call("patch", "nodepools", self.custom.patch_cluster_custom_object,
+                         *NODEPOOL_GROUP_VERSION, "nodepools", name, manifest, _content_type=MERGE_PATCH)
+
+    async def delete_nodepool(self, name: str) -> None:
+        try:
+            await self._call("delete", "nodepools", self.custom.delete_cluster_custom_object,
+                             *NODEPOOL_GROUP_VERSION, "nodepools", name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def ensure_priority_class(self, manifest: dict[str, Any]) -> None:
+        try:
+            await self._call("create", "priorityclasses", self.scheduling.create_priority_class, manifest)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    async def list_deployments(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        answer = await self._call("list", "deployments", self.apps.list_namespaced_deployment, namespace,
+                                  label_selector=selector, _preload_content=False)
+        try:
+            items: list[dict[str, Any]] = json.loads(answer.data).get("items") or []
+        finally:
+            answer.release_conn()
+        return items
+
+    async def apply_deployment(self, manifest: dict[str, Any], exists: bool) -> None:
+        namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        if not exists:
+            try:
+                await self._call("create", "deployments", self.apps.create_namespaced_deployment, namespace, manifest)
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        await self._call("patch", "deployments", self.apps.patch_namespaced_deployment, name, namespace, manifest)
+
+    async def delete_deployment(self, namespace: str, name: str) -> None:
+        try:
+            await self._call("delete", "deployments", self.apps.delete_namespaced_deployment, name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def list_nodes(self, selector: str) -> list[dict[str, Any]]:
+        answer = await self._call("list", "nodes", self.core.list_node, label_selector=selector,
+                                  _preload_content=False)
+        try:
+            items: list[dict[str, Any]] = json.loads(answer.data).get("items") or []
+        finally:
+            answer.release_conn()
+        return items
 
     def post_event(self, reference: dict[str, Any], kind: str, reason: str, message: str) -> None:
         """Post a Kubernetes Event in the background; a lost Event never blocks a job."""

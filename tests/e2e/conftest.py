@@ -20,6 +20,9 @@ from tests.e2e.kube import Cluster, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 METRICS_PORT = 19091  # the test operator's /metrics on 127.0.0.1
+# MANAGED environments' NodePools name this node class: kwok's on the local cluster (Karpenter's kwok
+# provider, started with it); BARGE_NODE_CLASS for another cluster.
+NODE_CLASS = os.environ.get("BARGE_NODE_CLASS", "karpenter.kwok.sh/KWOKNodeClass/default")
 
 # The Helm tier installs the chart and runs around the whole suite: scripts/test-helm runs it.
 collect_ignore = [] if os.environ.get("BARGE_E2E_HELM") == "1" else ["helm"]
@@ -42,7 +45,9 @@ def cluster() -> Iterator[Cluster]:
     from barge.dev import cluster as local
 
     was_up = bool(local.status()["up"])
-    kubeconfig = local.up(local.default_options())
+    # With Karpenter (its kwok provider), so the MANAGED environment tests run; added to a running
+    # cluster without restarting anything else.
+    kubeconfig = local.up(local.default_options(karpenter=True))
     yield Cluster(kubeconfig, local=True)
     if not was_up and os.environ.get("BARGE_E2E_KEEP_CLUSTER") != "1":
         local.down()
@@ -76,7 +81,7 @@ class OperatorProcess:
 
     def start(self, **env: str) -> None:
         full = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "BARGE_METRICS_PORT": str(METRICS_PORT),
-                "BARGE_FINISHED_JOB_RETENTION": "0", **env}
+                "BARGE_FINISHED_JOB_RETENTION": "0", "BARGE_NODE_CLASS": NODE_CLASS, **env}
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "barge.cli.main", "operator"], env=full,
                                             stdout=log, stderr=subprocess.STDOUT)

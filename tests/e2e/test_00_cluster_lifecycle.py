@@ -66,7 +66,7 @@ def test_up_twice_down_twice_and_repair(cluster: Cluster) -> None:
     assert second_down.returncode == 0 and "not running" in second_down.stderr
     assert barge("dev", "cluster", "status").returncode == 3
 
-    back = barge("dev", "cluster", "up")
+    back = barge("dev", "cluster", "up", "--karpenter")  # as the session fixture started it
     assert back.returncode == 0, back.stdout + back.stderr
     eventually(lambda: len(cluster.core.list_node(label_selector="type=kwok").items) == 6, 60,
                message="nodes after a fresh up")
@@ -105,7 +105,7 @@ def test_down_stops_the_real_node_its_containers_and_mounts(cluster: Cluster) ->
     assert down.returncode == 0, down.stdout + down.stderr
     assert not any(alive(pid) for pid in [*processes, *sleepers]), "down leaves no process of the node"
     assert _mounts_under(*node_folders) == []
-    back = barge("dev", "cluster", "up")
+    back = barge("dev", "cluster", "up", "--karpenter")  # as the session fixture started it
     assert back.returncode == 0, back.stdout + back.stderr
 
 

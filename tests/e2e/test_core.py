@@ -288,10 +288,10 @@ def test_disabling_an_environment_posts_an_event(barge: Barge) -> None:
     assert "DISABLED" in eventually(disabled_event, 30, message="a ComputeEnvironmentDisabled event")[0]
 
 
-def test_a_managed_environment_is_invalid_until_barge_provisions_nodes(barge: Barge) -> None:
+def test_an_invalid_environment_says_why_and_its_waiting_jobs_are_told_it_is_invalid(barge: Barge) -> None:
     ce, jq = barge.name("ce"), barge.name("q")
-    managed = compute_environment(ce, 8)
-    managed["spec"]["type"] = "MANAGED"
+    managed = compute_environment(ce, 8, desiredvCpus=4)
+    managed["spec"]["type"] = "MANAGED"  # Karpenter sizes a MANAGED environment: desiredvCpus is refused
     barge.apply(managed, job_queue(jq, [ce]), job_definition("work"))
     barge.apply(batch_job("waits", "work", jq))
 
@@ -299,9 +299,8 @@ def test_a_managed_environment_is_invalid_until_barge_provisions_nodes(barge: Ba
         status = barge.cluster.cluster_object("computeenvironments", ce).get("status") or {}
         return status if status.get("status") == "INVALID" else None
 
-    status = eventually(invalid, 30, message="the MANAGED environment INVALID")
-    said = status["statusReason"]
-    assert said.startswith("spec.type: MANAGED environments") and "UNMANAGED" in said
+    status = eventually(invalid, 30, message="the environment INVALID")
+    assert status["statusReason"].startswith("spec.computeResources.desiredvCpus:")
     reason = eventually(lambda: barge.status("waits").get("statusReason") if barge.status("waits").get("waiting")
                         else None, 30, message="the waiting job's reason")
-    assert ce in reason and barge.status("waits")["state"] == "RUNNABLE"
+    assert f"'{ce}' is INVALID" in reason and barge.status("waits")["state"] == "RUNNABLE"

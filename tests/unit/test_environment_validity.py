@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from barge.controller.nodepools import UNSERVED
 from barge.controller.records import EnvironmentRecord
+from barge.controller.store import Store
 from barge.core.resources import Resources
 from barge.core.scheduler import Queue, Runnable, Snapshot, schedule
 
@@ -73,14 +75,20 @@ def test_an_invalid_environment_is_never_placed_into() -> None:
     assert decisions.placements == [] and "ns/j" in decisions.waiting
 
 
-def test_a_managed_environment_is_invalid_until_nodes_are_provisioned() -> None:
+def test_a_managed_environment_is_invalid_only_where_karpenters_api_is_not_served() -> None:
     environment = EnvironmentRecord.from_body({"metadata": {"name": "ce", "uid": "u1"},
                                                "spec": {"type": "MANAGED", "computeResources": {"maxvCpus": 8}}})
-    assert environment.invalid_reason is not None
-    assert environment.invalid_reason.startswith("spec.type: MANAGED environments") and "UNMANAGED" in \
-        environment.invalid_reason
-    assert not environment.to_core().enabled
-    assert record().invalid_reason is None  # UNMANAGED
+    store = Store()
+    unmanaged = EnvironmentRecord.from_body({"metadata": {"name": "un", "uid": "u2"},
+                                             "spec": {"type": "UNMANAGED", "computeResources": {"maxvCpus": 8}}})
+    store.capture({"computeenvironments": {"ce": [environment], "un": [unmanaged]}})
+    served = store.environment("ce")
+    assert served is not None and served.invalid_reason is None and served.to_core().enabled
+    store.nodepools_unserved = UNSERVED
+    unserved = store.environment("ce")
+    assert unserved is not None and unserved.invalid_reason == UNSERVED and not unserved.to_core().enabled
+    assert "Karpenter" in UNSERVED and "UNMANAGED" in UNSERVED
+    assert [e.name for e in store.environments() if e.invalid_reason is None] == ["un"]  # UNMANAGED unaffected
 
 
 def test_a_job_waiting_on_an_invalid_environment_is_told_it_is_invalid() -> None:
@@ -88,3 +96,14 @@ def test_a_job_waiting_on_an_invalid_environment_is_told_it_is_invalid() -> None
     job = Runnable("ns/j", "q", 0.0, Resources(1000, 0, 0))
     decisions = schedule(Snapshot({"ce": invalid.to_core()}, {"q": Queue("q", 1, ("ce",))}, {}, [job]), 10.0)
     assert decisions.waiting["ns/j"].reason.endswith("compute environment 'ce' is INVALID")
+
+
+@pytest.mark.parametrize(("resources", "field"), [
+    ({"desiredvCpus": 4}, "spec.computeResources.desiredvCpus: a MANAGED environment is sized by Karpenter"),
+])
+def test_what_a_managed_environment_cannot_do_yet_makes_it_invalid(resources: dict[str, Any], field: str) -> None:
+    environment = EnvironmentRecord.from_body({"metadata": {"name": "ce", "uid": "u1"}, "spec": {
+        "type": "MANAGED", "computeResources": {"maxvCpus": 8, **resources}}})
+    assert environment.invalid_reason is not None and environment.invalid_reason.startswith(field)
+    assert EnvironmentRecord.from_body({"metadata": {"name": "ce", "uid": "u1"}, "spec": {
+        "type": "MANAGED", "computeResources": {"maxvCpus": 8, "minvCpus": 8}}}).invalid_reason is None

@@ -44,8 +44,11 @@ MEANINGS: dict[str, str] = {
     "ComputeEnvironment.spec.type": "UNMANAGED (the nodes that already match the selector) or MANAGED. Immutable.",
     "ComputeEnvironment.spec.state": "ENABLED, or DISABLED: no new placements; running jobs finish.",
     "spec.computeResources": "The pool and its quota.",
-    "computeResources.minvCpus": "vCPUs a MANAGED environment keeps even when idle.",
-    "computeResources.desiredvCpus": "The vCPUs asked for now (MANAGED); Barge sets it from demand when absent.",
+    "computeResources.minvCpus": "vCPUs a MANAGED environment keeps even when idle (preemptible placeholder "
+                                  "pods on its nodes).",
+    "computeResources.desiredvCpus": "AWS's initial size of a MANAGED environment; Karpenter sizes it from its "
+                                     "jobs instead, so set, it makes the environment INVALID (status.desiredvCpus "
+                                     "reports the size needed).",
     "computeResources.nodeSelector": "Node labels that select the pool's nodes; added to every pod placed here.",
     "computeResources.tolerations": "Tolerations added to every pod placed here (for tainted pools).",
     "tolerations[].key": "The taint key tolerated; empty with operator Exists tolerates every taint.",

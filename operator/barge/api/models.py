@@ -161,6 +161,13 @@ class ComputeResources(Model):
     nodeSelector: LabelMap = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list, max_length=50)
     affinity: PreservedObject | None = Field(None, description="A pod affinity, e.g. nodeAffinity.")
+    type: Literal["EC2", "SPOT"] | None = Field(
+        None, description="MANAGED only: the capacity its NodePool asks Karpenter for: EC2 (on-demand, "
+                          "the default) or SPOT (karpenter.sh/capacity-type).")
+    instanceTypes: list[Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE_PATTERN)]] = Field(
+        default_factory=list, max_length=50,
+        description="MANAGED only: the instance types its nodes may be (node.kubernetes.io/instance-type); "
+                    "empty or 'optimal': any the node class offers.")
 
 
 class ComputeEnvironmentSpec(Model):
@@ -176,12 +183,20 @@ class ComputeEnvironmentSpec(Model):
              "message": "desiredvCpus applies only to MANAGED environments "
                         "(an UNMANAGED one uses the nodes that exist)",
              "fieldPath": ".computeResources.desiredvCpus"},
+            {"rule": "self.type == 'MANAGED' || !has(self.computeResources.type)",
+             "message": "computeResources.type (EC2 or SPOT) applies only to MANAGED environments",
+             "fieldPath": ".computeResources.type"},
+            {"rule": "self.type == 'MANAGED' || !has(self.computeResources.instanceTypes)"
+                     " || size(self.computeResources.instanceTypes) == 0",
+             "message": "instanceTypes applies only to MANAGED environments",
+             "fieldPath": ".computeResources.instanceTypes"},
         ),
     )
     type: Literal["MANAGED", "UNMANAGED"] = Field(
         "UNMANAGED", json_schema_extra=Cel(("self == oldSelf", "type is immutable")),
-        description="UNMANAGED (the default): the nodes that match computeResources.nodeSelector. MANAGED "
-                    "(nodes provisioned through Karpenter) is not supported yet: such an environment is INVALID.")
+        description="UNMANAGED (the default): the nodes that match computeResources.nodeSelector. MANAGED: "
+                    "nodes provisioned by Karpenter through one NodePool per environment (Karpenter must be "
+                    "installed; where its API is not served the environment is INVALID).")
     state: State = "ENABLED"
     computeResources: ComputeResources
 
@@ -199,6 +214,8 @@ class ComputeEnvironmentStatus(Model):
     usage: Usage | None = None
     vcpuUsage: str | None = Field(None, description="used/max vCPU, for the printer column")
     desiredvCpus: int | None = None
+    provisionedvCpus: int | None = Field(None, description="MANAGED: vCPUs of the nodes its NodePool provisioned")
+    nodes: int | None = Field(None, description="MANAGED: how many nodes its NodePool provisioned")
     jobCounts: dict[str, int] | None = None
     queues: list[str] | None = None
     observedGeneration: int | None = None

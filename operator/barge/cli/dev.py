@@ -30,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--real-node", action="store_true",
                     help=f"also run one real node (kubelet + containerd; needs root), pool {realnode.POOL}, "
                     f"tainted {realnode.TAINT_KEY}=true:NoSchedule")
+    up.add_argument("--karpenter", action="store_true",
+                    help="also run Karpenter with its kwok provider (built once, pinned) and its CRDs, for "
+                    "MANAGED compute environments; added to a running cluster without restarting it")
     actions.add_parser("down", help="stop every process of the cluster and wipe its data")
     restart = actions.add_parser(
         "restart", help="kill one component (SIGKILL) and start it again: a control-plane fault, on purpose",
@@ -41,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions.add_parser("status", help="show which components run, as JSON")
     actions.add_parser("kubeconfig", help="print the path of the cluster's kubeconfig")
     build_cmd = actions.add_parser("build", help="build the binaries into the cache only")
-    build_cmd.add_argument("--all", action="store_true", help="also kubelet (the real node) and helm")
+    build_cmd.add_argument("--all", action="store_true", help="also kubelet (the real node), helm and karpenter")
     helm = dev_sub.add_parser("helm", help="run the project's pinned helm (built once) against the local cluster",
                               epilog="example: barge dev helm -- lint helm/barge")
     helm.add_argument("helm_args", nargs=argparse.REMAINDER, help="arguments for helm")
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         return run_helm(args.helm_args)
     try:
         if args.action == "up":
-            options = cluster.default_options(args.pools, 20 if args.default_rate_limits else 5000, args.real_node)
+            options = cluster.default_options(args.pools, 20 if args.default_rate_limits else 5000, args.real_node,
+                                              args.karpenter)
             print(cluster.up(options))
         elif args.action == "down":
             cluster.down()
@@ -83,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "kubeconfig":
             print(cluster.kubeconfig_path())
         elif args.action == "build":
-            build.ensure_built(build.DEFAULT_COMPONENTS + ((build.KUBELET, build.HELM) if args.all else ()))
+            extra = (build.KUBELET, build.HELM, build.KARPENTER) if args.all else ()
+            build.ensure_built(build.DEFAULT_COMPONENTS + extra)
     except (cluster.ClusterError, build.BuildError, PoolConfigError, images.ImageError,
             realnode.RealNodeError) as exc:
         print(f"error: {exc}")

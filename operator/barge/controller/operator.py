@@ -19,6 +19,7 @@ from barge.controller.dependencies import Dependencies
 from barge.controller.housekeeping import Housekeeping
 from barge.controller.informer import Informer
 from barge.controller.jobs import Jobs
+from barge.controller.nodepools import NodePools
 from barge.controller.records import JobKey
 from barge.controller.router import KeyedLocks, Router
 from barge.controller.scheduling import Scheduler
@@ -26,6 +27,8 @@ from barge.controller.shares import Shares
 from barge.controller.status import StatusWriter
 from barge.controller.store import Store
 from barge.controller.summaries import Summaries
+from barge.core.nodepools import parse_node_class
+from barge.core.resources import Resources
 from barge.core.states import TERMINAL
 from barge.kube import SMALL_KINDS, Kube
 
@@ -51,11 +54,18 @@ class Operator:
                          self.dependencies, clock)
         self.router.reconcile = self.jobs.reconcile
         self.summaries = Summaries(self.store, self.status)
+        self.nodepools = NodePools(kube, self.store, parse_node_class(settings.node_class),
+                                   settings.warm_capacity_namespace)
         self.housekeeping = Housekeeping(settings, kube, self.store, self.router, self.arrays, clock)
         self.shares = Shares(self.store, self.status, clock)
         self.scheduler = Scheduler(settings, self.store, self.status, self.locks, self.jobs, self.arrays, clock,
-                                   self.summaries.refresh, self.housekeeping.sweep, self.shares)
+                                   self._refresh, self.housekeeping.sweep, self.shares)
         self.informer = Informer(kube, settings.namespaces, self.router.on_event, self.router.on_relist)
+
+    async def _refresh(self, usage: dict[str, Resources]) -> None:
+        """After a scheduling pass: NodePools follow the MANAGED environments, then every status."""
+        await self.nodepools.sync()
+        await self.summaries.refresh(usage)
 
     def kick(self) -> None:
         """A scheduling pass is due."""

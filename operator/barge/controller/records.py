@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from barge.api.models import toleration_problem
+from barge.core import nodepools
 from barge.core.fairshare import Policy, ShareEntry
 from barge.core.labels import label_key_problem, label_value_problem
 from barge.core.manifests import Placement
@@ -141,13 +142,13 @@ class JobRecord:
                 "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid}}
 
 
-def _type_problem(spec: dict[str, Any]) -> str | None:
-    """MANAGED environments (nodes provisioned through Karpenter) are not built yet: one is INVALID
-    rather than silently run on whatever nodes match, as an UNMANAGED one would."""
-    if spec.get("type") == "MANAGED":
-        return ("spec.type: MANAGED environments (nodes provisioned through Karpenter) are not supported yet; "
-                "use type UNMANAGED to run on the nodes that match computeResources.nodeSelector "
-                "(type is immutable: delete and re-create the environment)")
+def _managed_problem(spec: dict[str, Any], resources: Any) -> str | None:
+    """What a MANAGED environment asks that Barge cannot do on Karpenter, rather than ignore it."""
+    if spec.get("type") != "MANAGED":
+        return None
+    if resources.get("desiredvCpus") is not None:
+        return ("spec.computeResources.desiredvCpus: a MANAGED environment is sized by Karpenter from its "
+                "waiting jobs; leave desiredvCpus unset (status.desiredvCpus reports it)")
     return None
 
 
@@ -195,12 +196,16 @@ class EnvironmentRecord:
                                        int(resources.get("maxGpus") or 0))
         except ValueError as exc:
             record.invalid_reason = f"spec.computeResources.maxMemory: {exc}"
-        record.invalid_reason = record.invalid_reason or _type_problem(spec) or _pool_problem(resources)
+        record.invalid_reason = record.invalid_reason or _managed_problem(spec, resources) or _pool_problem(resources)
         return record
 
     @property
     def enabled(self) -> bool:
         return self.spec.get("state", ENABLED) == ENABLED and self.invalid_reason is None
+
+    @property
+    def managed(self) -> bool:
+        return self.spec.get("type") == "MANAGED"
 
     def to_core(self) -> Environment:
         closed = "DISABLED" if self.invalid_reason is None else "INVALID"
@@ -302,9 +307,14 @@ def placement(job: JobRecord, environment: EnvironmentRecord, ttl_seconds: int |
               array_size: int | None = None) -> Placement:
     """Where the current attempt (or an array's children) runs: the environment's node pool."""
     resources = environment.spec.get("computeResources") or {}
+    node_selector = dict(resources.get("nodeSelector") or {})
+    tolerations = list(resources.get("tolerations") or [])
+    if environment.managed:
+        node_selector = nodepools.pod_node_selector(environment.name, node_selector)
+        tolerations = nodepools.pod_tolerations(environment.name, tolerations)
     return Placement(
         namespace=job.namespace, batchjob=job.name, job_id=job.uid, attempt=job.attempt, queue=job.queue,
-        environment=environment.name, node_selector=dict(resources.get("nodeSelector") or {}),
-        tolerations=list(resources.get("tolerations") or []), affinity=resources.get("affinity"),
+        environment=environment.name, node_selector=node_selector,
+        tolerations=tolerations, affinity=resources.get("affinity"),
         ttl_seconds_after_finished=ttl_seconds, array_size=array_size,
     )

@@ -62,6 +62,10 @@ class Store:
         self._kube_jobs: dict[str, dict[str, tuple[int, KubeJobObservation]]] = {}
         self._admissions: dict[JobKey, JobStatusPatch] = {}
         self._placements: dict[JobKey, Placed] = {}
+        # Written by the nodepools room: why MANAGED environments cannot work (None: Karpenter's API is
+        # served), and each MANAGED environment's (nodes, vCPUs) provisioned.
+        self.nodepools_unserved: str | None = None
+        self.provisioned: dict[str, tuple[int, int]] = {}
         # Set once the big kinds are listed and kopf's indexes hold every small object that exists.
         self.listed = asyncio.Event()
 
@@ -309,11 +313,18 @@ class Store:
 
     def environment(self, name: str) -> EnvironmentRecord | None:
         record: EnvironmentRecord | None = _first(self.indexes.get("computeenvironments"), name)
-        return record
+        return self._as_served(record)
 
     def environments(self) -> list[EnvironmentRecord]:
         index = self.indexes.get("computeenvironments") or {}
-        return [r for k in list(index.keys()) if (r := _first(index, k)) is not None]
+        return [r for k in list(index.keys()) if (r := self._as_served(_first(index, k))) is not None]
+
+    def _as_served(self, record: EnvironmentRecord | None) -> EnvironmentRecord | None:
+        """A MANAGED environment is INVALID while Karpenter's NodePool API is not served (the
+        nodepools room finds out, by discovery)."""
+        if record is None or not record.managed or record.invalid_reason or self.nodepools_unserved is None:
+            return record
+        return dataclasses.replace(record, invalid_reason=self.nodepools_unserved)
 
     def namespace_labels(self, name: str) -> dict[str, str] | None:
         labels: dict[str, str] | None = _first(self.indexes.get("namespaces"), name)

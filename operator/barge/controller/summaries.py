@@ -11,6 +11,7 @@ from barge import metrics
 from barge.controller.records import EnvironmentRecord, QueueRecord
 from barge.controller.status import StatusWriter
 from barge.controller.store import Store
+from barge.core import nodepools
 from barge.core.conditions import set_condition
 from barge.core.resources import Resources, format_bytes, format_cpu
 from barge.core.states import ACTIVE, ENABLED, INVALID, JOB_STATES, RUNNING, STARTING, SUBMITTED, VALID
@@ -75,9 +76,20 @@ class Summaries:
             "usage": {"vcpus": format_cpu(used.cpu_milli), "memory": format_bytes(used.memory), "gpus": used.gpus},
             "vcpuUsage": f"{format_cpu(used.cpu_milli)}/{format_cpu(capacity.cpu_milli)}",
             "desiredvCpus": -(-used.cpu_milli // 1000),
+            **self._managed(environment, used),
             "jobCounts": {STARTING: counts.get(STARTING, 0), RUNNING: counts.get(RUNNING, 0)},
             "queues": queues, "observedGeneration": environment.generation,
             "conditions": self._ready(environment.status, valid, "Valid" if valid else "InvalidSpec", reason,
                                       environment.generation),
         }
         await self.status.write_if_changed("ComputeEnvironment", environment, status)
+
+    def _managed(self, environment: EnvironmentRecord, used: Resources) -> dict[str, int]:
+        """A MANAGED environment's vCPUs wanted (at least minvCpus) and what its NodePool provisioned."""
+        if not environment.managed:
+            return {}
+        resources = environment.spec.get("computeResources") or {}
+        nodes, vcpus = self.store.provisioned.get(environment.name, (0, 0))
+        return {"desiredvCpus": nodepools.desired_vcpus(used.cpu_milli, int(resources.get("minvCpus") or 0),
+                                                        int(resources.get("maxvCpus") or 0)),
+                "provisionedvCpus": vcpus, "nodes": nodes}

@@ -50,11 +50,14 @@ KUBELET = Component("kubelet", versions.KUBERNETES, ("kubelet",))
 ETCD = Component("etcd", versions.ETCD, ("etcd",))
 KWOK = Component("kwok", versions.KWOK, ("kwok", "stages/pod/general/pod-complete.yaml"))
 HELM = Component("helm", versions.HELM, ("helm",))
+# Karpenter's kwok provider and the CRDs it serves (NodePool, NodeClaim, NodeOverlay, KWOKNodeClass).
+KARPENTER = Component("karpenter", versions.KARPENTER, ("karpenter", "crds/karpenter.sh_nodepools.yaml",
+                                                        "crds/karpenter.kwok.sh_kwoknodeclasses.yaml"))
 DEFAULT_COMPONENTS = (CONTROL_PLANE, ETCD, KWOK)
 
 
 def binary(name: str) -> Path:
-    for component in (CONTROL_PLANE, KUBELET, ETCD, KWOK, HELM):
+    for component in (CONTROL_PLANE, KUBELET, ETCD, KWOK, HELM, KARPENTER):
         if name in component.binaries:
             return component.bin_dir / name
     raise KeyError(name)
@@ -205,8 +208,27 @@ def _build_helm(component: Component, go: str) -> None:
          "compile helm", {"GOBIN": str(component.bin_dir), "CGO_ENABLED": "0"})
 
 
+def _build_karpenter(component: Component, go: str) -> None:
+    """`sigs.k8s.io/karpenter/kwok` installs as `kwok`; here it is named `karpenter` (the cluster's own
+    kwok is another program, and processes are told apart by their binary's name)."""
+    staging = component.bin_dir / "go-install"
+    _run([go, "install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/karpenter/kwok@{component.version}"],
+         cache_root(), "compile karpenter (about 10 min on 2 cores)", {"GOBIN": str(staging), "CGO_ENABLED": "0"})
+    (staging / "kwok").replace(component.bin_dir / "karpenter")
+    staging.rmdir()
+    info = json.loads(_run([go, "mod", "download", "-json", f"sigs.k8s.io/karpenter@{component.version}"],
+                           cache_root(), "locate karpenter's CRDs"))
+    target = component.bin_dir / "crds"
+    target.mkdir(exist_ok=True)
+    source = Path(info["Dir"])
+    for crd in [*(source / "pkg/apis/crds").glob("*.yaml"), *(source / "kwok/apis/crds").glob("*.yaml")]:
+        (target / crd.name).write_bytes(crd.read_bytes())
+        (target / crd.name).chmod(0o644)
+
+
 _BUILDERS = {"kubernetes": _build_kubernetes, "kubelet": _build_kubernetes,
-             "etcd": _build_etcd, "kwok": _build_kwok, "helm": _build_helm}
+             "etcd": _build_etcd, "kwok": _build_kwok, "helm": _build_helm,
+             "karpenter": _build_karpenter}
 
 
 def ensure_built(components: tuple[Component, ...] = DEFAULT_COMPONENTS) -> None:

@@ -36,6 +36,7 @@ PORT_OFFSET = int(os.environ.get("BARGE_CLUSTER_PORT_OFFSET", "0"))
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379 + PORT_OFFSET, 2380 + PORT_OFFSET
 APISERVER_PORT = 6443 + PORT_OFFSET
 CONTROLLER_MANAGER_PORT, SCHEDULER_PORT, KWOK_PORT = 10257 + PORT_OFFSET, 10259 + PORT_OFFSET, 10247 + PORT_OFFSET
+KARPENTER_METRICS_PORT, KARPENTER_HEALTH_PORT = 10282 + PORT_OFFSET, 10283 + PORT_OFFSET
 
 
 class ClusterError(RuntimeError):
@@ -58,6 +59,8 @@ class Options:
     client_qps: int = 5000
     # One node run by a real kubelet with containerd, next to the kwok pools (needs root).
     real_node: bool = False
+    # Karpenter with its kwok provider, for MANAGED compute environments (nodes it adds are kwok's).
+    karpenter: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class Component:
     ports: tuple[int, ...]
     argv: Callable[[Path, Options], list[str]]
     ready: Callable[[Path], bool]
+    env: Callable[[Path], dict[str, str]] | None = None
 
 
 def _cert(state: Path, name: str) -> str:
@@ -166,6 +170,32 @@ def _kwok_argv(state: Path, _: Options) -> list[str]:
     ]
 
 
+def _karpenter_argv(state: Path, _: Options) -> list[str]:
+    # Karpenter parses its own flags only (no --kubeconfig: KUBECONFIG in its environment); its error
+    # log path names the state folder, which is how our processes are recognised.
+    return [
+        str(build.binary("karpenter")), "--disable-leader-election=true",
+        f"--metrics-port={KARPENTER_METRICS_PORT}", f"--health-probe-port={KARPENTER_HEALTH_PORT}",
+        "--batch-idle-duration=1s", "--batch-max-duration=5s",
+        f"--log-error-output-paths={state / 'logs' / 'karpenter.log'}",
+    ]
+
+
+def _karpenter_ready(_: Path) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{KARPENTER_HEALTH_PORT}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+KARPENTER = Component("karpenter", (KARPENTER_METRICS_PORT, KARPENTER_HEALTH_PORT), _karpenter_argv,
+                      _karpenter_ready, env=lambda state: {"KUBECONFIG": str(state / "kubeconfig")})
+# The node class every MANAGED environment's NodePool names locally (the operator's --node-class).
+KWOK_NODE_CLASS = {"apiVersion": "karpenter.kwok.sh/v1alpha1", "kind": "KWOKNodeClass",
+                   "metadata": {"name": "default"}}
+
+
 def _https_ok(url: str, state: Path) -> bool:
     context = ssl.create_default_context(cafile=_cert(state, "ca.crt"))
     context.load_cert_chain(_cert(state, "admin.crt"), _cert(state, "admin.key"))
@@ -226,7 +256,7 @@ def cluster_processes(state: Path | None = None) -> dict[int, str]:
         argv = _cmdline(int(entry.name))
         if argv and any(marker in arg for arg in argv[1:]):
             name = Path(argv[0]).name
-            if any(c.name == name for c in COMPONENTS) or name in realnode.PROCESS_NAMES:
+            if any(c.name == name for c in (*COMPONENTS, KARPENTER)) or name in realnode.PROCESS_NAMES:
                 found[int(entry.name)] = name
     return found
 
@@ -258,9 +288,10 @@ def _start(component: Component, state: Path, options: Options) -> None:
             )
     logs = state / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **component.env(state)} if component.env else None
     with open(logs / f"{component.name}.log", "ab") as log:
         process = subprocess.Popen(component.argv(state, options), stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     (state / "run").mkdir(exist_ok=True)
     (state / "run" / f"{component.name}.pid").write_text(str(process.pid))
 
@@ -320,7 +351,7 @@ def stop_processes(state: Path, timeout: float = 15) -> list[int]:
 # --- faults (the fault tier breaks the control plane on purpose) ----------------------------------
 
 def _component(name: str) -> Component:
-    for component in COMPONENTS:
+    for component in (*COMPONENTS, KARPENTER):
         if component.name == name:
             return component
     raise ClusterError(f"no component {name!r}; one of {', '.join(c.name for c in COMPONENTS)}")
@@ -450,6 +481,8 @@ def up(options: Options) -> Path:
         wait_for_node_leases([n for pool in options.pools.pools for n in pool.node_names()], old_holders)
     if options.real_node:
         real_node_up(state)
+    if options.karpenter:
+        karpenter_up(state)
     _say(f"cluster up in {time.monotonic() - started:.1f}s; export KUBECONFIG={state / 'kubeconfig'}")
     return state / "kubeconfig"
 
@@ -463,6 +496,32 @@ def down(wipe: bool = True) -> list[int]:
             subprocess.run(["rm", "-rf", str(state / folder)], check=False)
     _say(f"cluster down (stopped {len(pids)} processes)" if pids else "cluster was not running")
     return pids
+
+
+# --- Karpenter ------------------------------------------------------------------------------------
+
+def karpenter_up(state: Path) -> None:
+    """Karpenter's CRDs, the kwok node class, and Karpenter itself out of cluster, beside a running
+    control plane (nothing else is restarted). Its nodes carry kwok.x-k8s.io/node=fake, the annotation
+    the cluster's kwok manages, so kwok runs their pods."""
+    started = time.monotonic()
+    build.ensure_built((build.KARPENTER,))
+    crds = build.binary("karpenter").parent / "crds"
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", *[
+        f"crd/{path.name.removesuffix('.yaml').split('_', 1)[1]}.{path.name.split('_', 1)[0]}"
+        for path in sorted(crds.glob("*.yaml"))])
+    kubectl("apply", "-f", "-", input_text=yaml.safe_dump(KWOK_NODE_CLASS))
+    if KARPENTER.name not in cluster_processes(state).values():
+        _say("starting karpenter")
+        _start(KARPENTER, state, Options(pools=PoolConfig(pools=[])))
+    _wait_ready(KARPENTER, state, timeout=120)
+    _say(f"karpenter {build.KARPENTER.version} ready in {time.monotonic() - started:.1f}s "
+         f"(node class {KWOK_NODE_CLASS['kind']}/default)")
+
+
+def karpenter_running(state: Path | None = None) -> bool:
+    return KARPENTER.name in cluster_processes(state or state_dir()).values()
 
 
 # --- the real node --------------------------------------------------------------------------------
@@ -538,11 +597,14 @@ def status() -> dict[str, object]:
                            "ready": c.name in running and c.ready(state)} for c in COMPONENTS}
     real_node = {c.name: {"pid": running.get(c.name), "running": c.name in running,
                           "ready": c.name in running and c.ready(state)} for c in REAL_NODE_COMPONENTS}
-    return {"kubeconfig": str(state / "kubeconfig"), "components": components,
+    karpenter = ({"pid": running[KARPENTER.name], "ready": KARPENTER.ready(state)}
+                 if KARPENTER.name in running else None)
+    return {"kubeconfig": str(state / "kubeconfig"), "components": components, "karpenter": karpenter,
             "up": all(v["ready"] for v in components.values()),
             "real_node": real_node if any(v["running"] for v in real_node.values()) else None}
 
 
-def default_options(pools_file: Path | None = None, client_qps: int = 5000, real_node: bool = False) -> Options:
+def default_options(pools_file: Path | None = None, client_qps: int = 5000, real_node: bool = False,
+                    karpenter: bool = False) -> Options:
     return Options(pools=load_pools(pools_file) if pools_file else load_pools(), client_qps=client_qps,
-                   real_node=real_node)
+                   real_node=real_node, karpenter=karpenter)
