@@ -19,7 +19,8 @@ from tests.e2e.kube import eventually
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PROMISE = re.compile(r'^#\s*expect:\s*([A-Z]+)(?:\s+"([^"]+)")?', re.MULTILINE)
-CLUSTER_KINDS = {"ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues"}
+CLUSTER_KINDS = {"ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues",
+                 "SchedulingPolicy": "schedulingpolicies"}
 
 
 @dataclass
@@ -75,6 +76,8 @@ def localised(barge: Barge) -> list[dict[str, Any]]:
         if obj["kind"] == "JobQueue":
             for entry in obj["spec"]["computeEnvironmentOrder"]:
                 entry["computeEnvironment"] = barge.name(entry["computeEnvironment"])
+            if obj["spec"].get("schedulingPolicy"):
+                obj["spec"]["schedulingPolicy"] = barge.name(obj["spec"]["schedulingPolicy"])
         if obj["kind"] == "BatchJob":
             obj["spec"]["jobQueue"] = barge.name(obj["spec"]["jobQueue"])
         objects.append(obj)
