@@ -4,6 +4,7 @@ all-or-nothing placement by the scheduler (a gang is one decision over its whole
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -63,7 +64,7 @@ def test_bad_ranges_name_the_field(targets: list[str], nodes: int, words: str) -
 def test_any_partition_into_ranges_is_accepted_and_covers_every_node_once(nodes: int, data: st.DataObject) -> None:
     cuts = sorted(data.draw(st.sets(st.integers(1, nodes - 1), max_size=4)) if nodes > 1 else [])
     bounds = [0, *cuts, nodes]
-    targets = [f"{a}:{b - 1}" if b - 1 > a else str(a) for a, b in zip(bounds, bounds[1:], strict=False)]
+    targets = [f"{a}:{b - 1}" if b - 1 > a else str(a) for a, b in itertools.pairwise(bounds)]
     ranges = gangs.node_ranges(targets, nodes)
     covered = [n for first, last in ranges for n in range(first, last + 1)]
     assert sorted(covered) == list(range(nodes))
