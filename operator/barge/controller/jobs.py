@@ -166,7 +166,11 @@ class Jobs:
         guard = f"{record.namespace}/{manifest['metadata']['name']}"
         self._created.add(guard)
         try:
-            await self.kube.create_job(manifest)
+            if record.resolved.nodes is None:
+                await self.kube.create_job(manifest)
+            else:  # its pods are Barge's to create, owned by it: keep its uid (gang Jobs are not watched)
+                self.store.remember_kube_job(await self.kube.create_job_returning(manifest))
+                self.router.request_reconcile(record.key)
         except Exception as exc:
             if getattr(exc, "status", None) in REFUSALS:
                 log.warning("creating the Kubernetes Job of %s failed: %s", record.key, exc)
