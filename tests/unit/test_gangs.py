@@ -214,3 +214,9 @@ def test_no_partial_gang_is_ever_charged(max_vcpus: dict[str, int], shapes: list
     placed = {p.key for p in decisions.placements}
     assert placed.isdisjoint(decisions.waiting)
     assert all(decisions.usage[n].cpu_milli == charged[n] * 1000 for n in max_vcpus)
+
+
+def test_when_the_main_node_ends_only_the_other_nodes_still_running_are_stopped() -> None:
+    pods = [_pod(1, ip="10.0.0.5", phase="Succeeded", exit_code=0), _pod(0), _pod(2, phase="Failed", exit_code=3),
+            _pod(0, attempt=2)]
+    assert gangs.still_running(NODES, pods, 1) == ["j-1-0"]

@@ -45,6 +45,13 @@ class Gangs:
             log.warning("creating node %s of %s failed: %s", index, record.key, exc)
             return False
 
+    async def stop_others(self, record: JobRecord, pods: Sequence[PodObservation]) -> None:
+        """The main node ended: stop the other nodes still running."""
+        nodes = record.resolved.nodes
+        assert nodes is not None
+        for name in gangs.still_running(nodes, pods, record.attempt):
+            await self.kube.delete_pod(record.namespace, name)
+
     @staticmethod
     def status_patch(record: JobRecord, pods: Sequence[PodObservation]) -> dict[str, Any] | None:
         """status.nodeProperties when what the nodes show changed; None when it did not."""

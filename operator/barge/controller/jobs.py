@@ -134,9 +134,10 @@ class Jobs:
             return
         outcome = rules.advance(record, pod, kube_job, now, self.settings.startup_failure_seconds)
         if outcome is not None:
-            # A pod that cannot start is stopped now; a multi-node job's other nodes stop when the main one ends.
-            if outcome.stop_pod or (gang and outcome.state != RUNNING):
+            if outcome.stop_pod:  # it cannot start: stop the image pull and free the node's room now
                 await self.kube.delete_job(record.namespace, rules.kube_job_name(record))
+            elif gang and outcome.state != RUNNING:  # the main node ended: so do the others
+                await self.gangs.stop_others(record, pods)
             if outcome.retry:
                 metrics.RETRIED.labels(record.queue).inc()
             await self.status.write(record, {**nodes_patch, **rules.outcome_patch(record, outcome, now)})

@@ -96,6 +96,13 @@ def pods_to_create(nodes: dict[str, Any], pods: Sequence[PodObservation], attemp
     return [n for n in range(int(nodes["numNodes"])) if n not in have], main_node.ip
 
 
+def still_running(nodes: dict[str, Any], pods: Sequence[PodObservation], attempt: int) -> list[str]:
+    """The pods of the attempt's other nodes that have not ended: stopped when the main node ends (its
+    own pod and the ended ones are kept, with their logs, until the attempt's Job is cleaned up)."""
+    main = int(nodes["mainNode"])
+    return sorted(p.name for i, p in attempt_pods(pods, attempt).items() if i != main and p.active)
+
+
 def node_status(nodes: dict[str, Any], pods: Sequence[PodObservation], attempt: int) -> dict[str, Any]:
     """status.nodeProperties: each node's pod, node name, IP and exit code in this attempt."""
     have = attempt_pods(pods, attempt)
