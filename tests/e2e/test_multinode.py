@@ -53,6 +53,7 @@ class GangWatch:
         self.peak_cpu = 0
         self.first_seen: dict[str, float] = {}
         self.ended: dict[str, float] = {}  # pod -> when it stopped being live
+        self.env: dict[str, dict[str, str]] = {}  # the gang's first attempt: node index -> its main container's env
         self.attempts: dict[str, set[str]] = {}  # attempt -> gang pods seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -83,6 +84,8 @@ class GangWatch:
         self.first_seen.setdefault(name, time.monotonic())
         if owner == self.gang:
             self.attempts.setdefault(labels.get(ATTEMPT_LABEL, "?"), set()).add(name)
+            if labels.get(ATTEMPT_LABEL) == "1":
+                self.env[labels[NODE_LABEL]] = {e.name: e.value for e in pod.spec.containers[0].env}
         live = kind != "DELETED" and pod.status.phase in LIVE_PHASES and pod.metadata.deletion_timestamp is None
         if live:
             cpu = sum(parse_cpu_milli(c.resources.requests["cpu"]) for c in pod.spec.containers)
@@ -145,12 +148,10 @@ def test_a_gang_starts_whole_once_its_environment_has_room_and_ends_with_its_mai
     assert all(n["podName"] and n["nodeName"].startswith("kwok-cpu-") for n in nodes["nodes"])
     assert nodes["nodes"][0]["exitCode"] == 0
     # AWS's node variables, and the main node's address given to the others.
-    pods = {p.metadata.labels[NODE_LABEL]: p for p in barge.cluster.core.list_namespaced_pod(
-        barge.namespace, label_selector=f"{BATCHJOB_LABEL}=train").items}
     job_id = done["jobId"]
     main_ip = nodes["nodes"][0]["podIP"]
-    for index, pod in pods.items():
-        env = {e.name: e.value for e in pod.spec.containers[0].env}
+    assert sorted(watch.env) == ["0", "1", "2", "3"]
+    for index, env in watch.env.items():
         assert env["AWS_BATCH_JOB_ID"] == f"{job_id}#{index}"
         assert (env["AWS_BATCH_JOB_NODE_INDEX"], env["AWS_BATCH_JOB_NUM_NODES"],
                 env["AWS_BATCH_JOB_MAIN_NODE_INDEX"]) == (index, "4", "0")
