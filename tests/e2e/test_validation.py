@@ -196,3 +196,41 @@ def test_fair_share_rules_are_enforced_at_apply(crds: Cluster, namespace: str) -
     assert "spec.arrayProperties.size is immutable" in message
     message = rejected(crds, batch_job("array", "def", "queue", shareIdentifier="late"), namespace)
     assert "spec.shareIdentifier is immutable" in message
+
+
+def _gang(**node_properties: Any) -> dict[str, Any]:
+    definition = job_definition("gang")
+    template = definition["spec"].pop("template")
+    definition["spec"]["nodeProperties"] = {"numNodes": 2, "mainNode": 0,
+                                            "nodeRangeProperties": [{"targetNodes": "0:", "template": template}],
+                                            **node_properties}
+    return definition
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda d: d["spec"]["nodeProperties"].update(numNodes=0), "spec.nodeProperties.numNodes"),
+    (lambda d: d["spec"]["nodeProperties"].update(numNodes=1001), "spec.nodeProperties.numNodes"),
+    (lambda d: d["spec"]["nodeProperties"].update(mainNode=2), "mainNode must be less than numNodes"),
+    (lambda d: d["spec"]["nodeProperties"]["nodeRangeProperties"][0].update(targetNodes="0-1"),
+     "spec.nodeProperties.nodeRangeProperties[0].targetNodes"),
+    (lambda d: d["spec"]["nodeProperties"].update(nodeRangeProperties=[]),
+     "spec.nodeProperties.nodeRangeProperties"),
+    (lambda d: d["spec"].update(template=d["spec"]["nodeProperties"]["nodeRangeProperties"][0]["template"]),
+     "exactly one of spec.template"),
+    (lambda d: d["spec"].pop("nodeProperties"), "exactly one of spec.template"),
+])
+def test_bad_multinode_definition_is_rejected_naming_the_field(crds: Cluster, namespace: str, change: Any,
+                                                               words: str) -> None:
+    definition = _gang()
+    change(definition)
+    assert words in rejected(crds, definition, namespace)
+
+
+def test_node_overrides_are_checked_and_are_not_for_arrays(crds: Cluster, namespace: str) -> None:
+    assert "spec.nodeOverrides.numNodes" in rejected(
+        crds, batch_job("bad", "gang", "queue", nodeOverrides={"numNodes": 0}), namespace)
+    assert "spec.nodeOverrides and spec.arrayProperties cannot be combined" in rejected(
+        crds, batch_job("bad", "gang", "queue", nodeOverrides={"numNodes": 2}, arrayProperties={"size": 2}),
+        namespace)
+    assert crds.apply([_gang(), batch_job("good", "gang", "queue", nodeOverrides={"numNodes": 3})],
+                      namespace).returncode == 0

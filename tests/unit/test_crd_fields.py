@@ -41,6 +41,7 @@ PASSED_THROUGH: dict[tuple[str, str], str] = {
     ("ComputeEnvironment", "spec.computeResources.tolerations"): "the pods' tolerations",
     ("ComputeEnvironment", "spec.computeResources.affinity"): "the pods' affinity",
     ("JobDefinition", "spec.template"): "the Kubernetes Job's pod template",
+    ("JobDefinition", "spec.nodeProperties.nodeRangeProperties.template"): "the pod template of the range's nodes",
     ("BatchJob", "spec.overrides.env"): "merged into the main container's env",
 }
 

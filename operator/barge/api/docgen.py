@@ -27,6 +27,19 @@ KIND_MEANINGS = {
 }
 
 MEANINGS: dict[str, str] = {
+    # Multi-node parallel jobs
+    "JobDefinition.spec.nodeProperties.nodeRangeProperties[].template": "The pod template of the nodes in "
+                                                                        "targetNodes (a PodTemplateSpec).",
+    "BatchJob.spec.nodeOverrides": "Changes to a multi-node definition for this job (AWS's nodeOverrides).",
+    "BatchJob.status.nodeProperties": "A multi-node job's gang, as its current (or last) attempt runs it.",
+    "BatchJob.status.nodeProperties.numNodes": "How many nodes the gang has.",
+    "BatchJob.status.nodeProperties.mainNode": "The index of the main node, whose exit decides the job.",
+    "BatchJob.status.nodeProperties.nodes[].nodeIndex": "The node's index, as AWS_BATCH_JOB_NODE_INDEX.",
+    "BatchJob.status.nodeProperties.nodes[].podName": "The node's pod.",
+    "BatchJob.status.nodeProperties.nodes[].nodeName": "The Kubernetes node it ran on.",
+    "BatchJob.status.nodeProperties.nodes[].podIP": "The pod's IP (the main node's is given to the others).",
+    "BatchJob.status.nodeProperties.nodes[].exitCode": "The main container's exit code, once it ended.",
+    "BatchJob.status.nodeProperties.nodes[].reason": "Why the node's pod ended (Kubernetes' reason).",
     # SchedulingPolicy
     "SchedulingPolicy.spec": "The policy's desired state.",
     "SchedulingPolicy.spec.fairsharePolicy": "How a fair-share queue orders the shares of its waiting jobs "

@@ -372,8 +372,35 @@ class Timeout(Model):
     attemptDurationSeconds: int = Field(ge=60)
 
 
-class JobDefinitionSpec(Model):
+# "2", "0:3", "4:" (to the last node) or ":3" (from node 0), as AWS's targetNodes.
+TARGET_NODES_PATTERN = r"^([0-9]+|[0-9]+:[0-9]*|:[0-9]+)$"
+MAX_NODES = 1000  # AWS's limit on numNodes
+
+
+class NodeRangeProperty(Model):
+    targetNodes: str = Field(max_length=16, pattern=TARGET_NODES_PATTERN, description=(
+        "the nodes this template runs on: \"2\", \"0:3\" (0 to 3), \"4:\" (4 to the last), \":3\""))
     template: PodTemplateSpec
+
+
+class NodeProperties(Model):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=Cel(
+        {"rule": "self.mainNode < self.numNodes", "message": "mainNode must be less than numNodes",
+         "fieldPath": ".mainNode"},
+    ))
+    numNodes: int = Field(ge=1, le=MAX_NODES, description="how many nodes (pods) the job runs, placed all at once")
+    mainNode: int = Field(0, ge=0, lt=MAX_NODES, description="the index of the node whose exit is the job's outcome")
+    nodeRangeProperties: list[NodeRangeProperty] = Field(
+        min_length=1, max_length=5, description="a pod template per range of nodes; every node in exactly one")
+
+
+class JobDefinitionSpec(Model):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=Cel(
+        ("has(self.template) != has(self.nodeProperties)",
+         "exactly one of spec.template (a one-pod job) and spec.nodeProperties (a multi-node parallel job)"),
+    ))
+    template: PodTemplateSpec | None = None
+    nodeProperties: NodeProperties | None = Field(None, description="a multi-node parallel job: a gang of pods")
     parameters: StringMap = Field(default_factory=dict)
     retryStrategy: RetryStrategy | None = None
     timeout: Timeout | None = None
@@ -415,6 +442,11 @@ class ArrayProperties(Model):
                                 "may be changed while the array runs")
 
 
+class NodeOverrides(Model):
+    numNodes: int | None = Field(None, ge=1, le=MAX_NODES,
+                                 description="replaces the definition's numNodes (mainNode must stay below it)")
+
+
 class Dependency(Model):
     jobName: Name | None = None
     jobId: str | None = Field(None, max_length=64)
@@ -428,7 +460,7 @@ class Reason(Model):
 
 IMMUTABLE_SPEC_FIELDS = (
     "jobDefinition", "jobQueue", "parameters", "overrides", "retryStrategy", "timeout",
-    "dependsOn", "shareIdentifier", "tags",
+    "dependsOn", "shareIdentifier", "tags", "nodeOverrides",
 )
 # A job's share identifier: no '*' (that is a policy's prefix match).
 SHARE_IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.-]{1,255}$"
@@ -465,6 +497,8 @@ class BatchJobSpec(Model):
             ("!has(self.dependsOn) || self.dependsOn.all(d, !has(d.type) || d.type != 'N_TO_N'"
              " || has(self.arrayProperties))",
              "dependsOn type N_TO_N needs spec.arrayProperties"),
+            ("!has(self.nodeOverrides) || !has(self.arrayProperties)",
+             "spec.nodeOverrides and spec.arrayProperties cannot be combined (a multi-node job is not an array)"),
         ),
     )
     jobDefinition: Name
@@ -474,6 +508,7 @@ class BatchJobSpec(Model):
     retryStrategy: RetryStrategy | None = None
     timeout: Timeout | None = None
     arrayProperties: ArrayProperties | None = None
+    nodeOverrides: NodeOverrides | None = None
     dependsOn: list[Dependency] | None = Field(None, max_length=20)
     schedulingPriorityOverride: int | None = Field(
         None, ge=0, le=9999, description="Replaces the definition's schedulingPriority; may be changed while the "
@@ -515,6 +550,8 @@ class ResolvedJob(Model):
     labels: dict[str, str] = Field(default_factory=dict)
     request: ResolvedRequest
     schedulingPriority: int = Field(0, description="the definition's, at submission")
+    nodeProperties: PreservedObject | None = Field(
+        None, description="a multi-node job's numNodes, mainNode and resolved nodeRangeProperties")
 
 
 class ArrayStatus(Model):
@@ -524,6 +561,21 @@ class ArrayStatus(Model):
     failedIndices: str = ""
     failureCounts: dict[str, str] = Field(default_factory=dict, description="failed attempts per index range")
     children: PreservedObject = Field(default_factory=dict, description="attempts of the first failed children")
+
+
+class NodeStatus(Model):
+    nodeIndex: int
+    podName: str | None = None
+    nodeName: str | None = None
+    podIP: str | None = None
+    exitCode: int | None = None
+    reason: str | None = None
+
+
+class NodePropertiesStatus(Model):
+    numNodes: int
+    mainNode: int
+    nodes: list[NodeStatus] = Field(default_factory=list, description="each node of the current or last attempt")
 
 
 class BatchJobStatus(Model):
@@ -547,6 +599,7 @@ class BatchJobStatus(Model):
     attemptStartedAt: str | None = Field(None, description="when the current attempt's container started")
     queuedAt: float | None = Field(None, description="when it entered its queue's order (seconds since the epoch)")
     resolved: ResolvedJob | None = None
+    nodeProperties: NodePropertiesStatus | None = None
     waiting: Waiting | None = None
     observedGeneration: int | None = None
     conditions: list[Condition] | None = None

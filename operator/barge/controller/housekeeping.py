@@ -46,7 +46,19 @@ class Housekeeping:
                 elif (rules.array_size(record) is not None and now - stopped > self.settings.kubernetes_job_ttl_seconds
                       and self.store.kube_jobs(record.uid)):
                     work.append(self.kube.delete_job(record.namespace, manifests.array_job_name(record.name)))
+                elif (record.resolved.nodes is not None and now - stopped > self.settings.kubernetes_job_ttl_seconds
+                      and self.store.kube_jobs(record.uid)):
+                    work.extend(self._delete_gang_jobs(record))
         await asyncio.gather(*work)
+
+    def _delete_gang_jobs(self, record: JobRecord) -> list[Any]:
+        """A finished multi-node job's Jobs (one per attempt; the TTL controller never sees them finish).
+        They are not watched: forgotten here once asked to go."""
+        work = []
+        for kube_job in self.store.kube_jobs(record.uid):
+            self.store.forget_owned("jobs", record.uid, kube_job.name)
+            work.append(self.kube.delete_job(record.namespace, kube_job.name))
+        return work
 
     def _due(self, record: JobRecord, now: float) -> bool:
         """Time alone makes the job's next look due: a timeout, or a container that cannot start past

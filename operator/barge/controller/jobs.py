@@ -11,12 +11,15 @@ from barge import metrics
 from barge.config import Settings
 from barge.controller.arrays import Arrays
 from barge.controller.dependencies import Dependencies
+from barge.controller.gangs import Gangs
 from barge.controller.records import EnvironmentRecord, JobKey, JobRecord, placement
 from barge.controller.router import KeyedLocks, Router
 from barge.controller.status import StatusWriter
 from barge.controller.store import Store
+from barge.core import gangs, manifests
 from barge.core import job as rules
-from barge.core import manifests
+from barge.core.jobstatus import JobStatusPatch
+from barge.core.lifecycle import PodObservation
 from barge.core.states import RUNNING, TERMINAL, UNADMITTED
 
 log = logging.getLogger("barge.jobs")
@@ -38,6 +41,7 @@ class Jobs:
         self.arrays = arrays
         self.dependencies = dependencies
         self.clock = clock
+        self.gangs = Gangs(self.kube, store)
         self._created: set[str] = set()  # "namespace/name" of Jobs created by this process, not yet finished
 
     async def reconcile(self, key: JobKey) -> None:
@@ -111,8 +115,14 @@ class Jobs:
             if patch.get("state") is not None:
                 self.router.kick()
 
+    def _current_pod(self, record: JobRecord) -> PodObservation | None:
+        """The current attempt's pod; a multi-node job's main node."""
+        nodes = record.resolved.nodes
+        pods = self.store.pods(record.uid)
+        return gangs.main_pod(nodes, pods, record.attempt) if nodes else rules.current_pod(record, pods)
+
     async def _terminate(self, record: JobRecord) -> None:
-        pod = rules.current_pod(record, self.store.pods(record.uid))
+        pod = self._current_pod(record)
         if record.state in rules.ACTIVE:
             await self.kube.delete_job(record.namespace, rules.kube_job_name(record))
         await self.status.write(record, rules.terminate(record, pod, self.clock()))
@@ -120,29 +130,39 @@ class Jobs:
 
     async def _follow_attempt(self, record: JobRecord) -> None:
         kube_job = rules.current_kube_job(record, self.store.kube_jobs(record.uid))
-        pod = rules.current_pod(record, self.store.pods(record.uid))
+        pod = self._current_pod(record)
         if kube_job is None and pod is None:
             await self._ensure_kube_job(record)
             return
+        gang = record.resolved.nodes is not None
+        nodes_patch: JobStatusPatch = {}
+        if gang:
+            pods = self.store.pods(record.uid)
+            if kube_job is not None and not await self.gangs.start_nodes(record, kube_job, pods):
+                self.router.reconcile_later(record.key, CREATE_RETRY_SECONDS)
+            shown = self.gangs.status_patch(record, pods)
+            nodes_patch = {"nodeProperties": shown} if shown is not None else {}
         now = self.clock()
         if rules.timed_out(record, now):
             await self.kube.delete_job(record.namespace, rules.kube_job_name(record))
-            await self.status.write(record, rules.time_out(record, pod, now))
+            await self.status.write(record, {**nodes_patch, **rules.time_out(record, pod, now)})
             self.router.kick()
             return
         outcome = rules.advance(record, pod, kube_job, now, self.settings.startup_failure_seconds)
         if outcome is not None:
             if outcome.stop_pod:  # it cannot start: stop the image pull and free the node's room now
                 await self.kube.delete_job(record.namespace, rules.kube_job_name(record))
+            elif gang and outcome.state != RUNNING:  # the main node ended: so do the others
+                await self.gangs.stop_others(record, pods)
             if outcome.retry:
                 metrics.RETRIED.labels(record.queue).inc()
-            await self.status.write(record, rules.outcome_patch(record, outcome, now))
+            await self.status.write(record, {**nodes_patch, **rules.outcome_patch(record, outcome, now)})
             if outcome.state != RUNNING:
                 self.router.kick()
             return
         patch = rules.unschedulable_patch(record, pod)
-        if patch is not None:
-            await self.status.write(record, patch)
+        if patch is not None or nodes_patch:
+            await self.status.write(record, {**nodes_patch, **(patch or {})})
 
     async def _ensure_kube_job(self, record: JobRecord) -> None:
         """Placed but no Kubernetes Job seen: create it (after a restart between our two writes)."""
@@ -163,7 +183,11 @@ class Jobs:
         guard = f"{record.namespace}/{manifest['metadata']['name']}"
         self._created.add(guard)
         try:
-            await self.kube.create_job(manifest)
+            if record.resolved.nodes is None:
+                await self.kube.create_job(manifest)
+            else:  # its pods are Barge's to create, owned by it: keep its uid (gang Jobs are not watched)
+                self.store.remember_kube_job(await self.kube.create_job_returning(manifest))
+                self.router.request_reconcile(record.key)
         except Exception as exc:
             if getattr(exc, "status", None) in REFUSALS:
                 log.warning("creating the Kubernetes Job of %s failed: %s", record.key, exc)

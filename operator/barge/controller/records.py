@@ -134,7 +134,8 @@ class JobRecord:
         """The job as it runs, resolved at admission (status.resolved)."""
         resolved = self.status.get("resolved") or {}
         return Resolved(resolved.get("template") or {}, self.request, resolved.get("retryStrategy") or {},
-                        resolved.get("timeoutSeconds"), resolved.get("labels") or {})
+                        resolved.get("timeoutSeconds"), resolved.get("labels") or {},
+                        resolved.get("nodeProperties"))
 
     def reference(self) -> dict[str, Any]:
         """Enough of the body for an Event's involvedObject."""

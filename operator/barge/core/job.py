@@ -233,6 +233,8 @@ def admit(job: JobView, queue: QueueView | None, queue_names: Iterable[str], def
                                          "gpus": request.gpus},
                                 schedulingPriority=int(definition.get("schedulingPriority") or 0)),
     }
+    if resolved.nodes is not None:
+        patch["resolved"]["nodeProperties"] = resolved.nodes
     if size:
         patch["arrayProgress"] = f"0/{size}"
         patch["arrayProperties"] = {"size": size, "statusSummary": {

@@ -25,6 +25,7 @@ class ResolvedJob(TypedDict):
     labels: dict[str, str]
     request: Request
     schedulingPriority: NotRequired[int]  # the definition's, at submission (absent in jobs admitted before)
+    nodeProperties: NotRequired[dict[str, Any]]  # a multi-node job's resolved nodes (core.gangs)
 
 
 class AttemptStatus(TypedDict, total=False):
@@ -57,6 +58,7 @@ class JobStatusPatch(TypedDict, total=False):
     arrayProgress: str
     arrayProperties: dict[str, Any]
     queuedAt: float
+    nodeProperties: dict[str, Any]
     resolved: ResolvedJob
     waiting: Waiting | None
     observedGeneration: int

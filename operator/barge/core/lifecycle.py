@@ -64,6 +64,7 @@ class PodObservation:
     waiting_reason: str | None = None
     waiting_message: str | None = None
     waiting_since: str | None = None
+    ip: str | None = None  # status.podIP: a multi-node job's main node is reached there
 
     @property
     def active(self) -> bool:
@@ -171,6 +172,7 @@ def observe_pod(pod: dict[str, Any]) -> PodObservation:
         waiting_reason=waiting.get("reason"),
         waiting_message=waiting.get("message"),
         waiting_since=(status.get("startTime") or metadata.get("creationTimestamp")) if waiting else None,
+        ip=status.get("podIP") or None,
     )
 
 

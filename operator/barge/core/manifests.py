@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from barge.core import gangs
 from barge.core.resolve import Resolved, json_copy
 from barge.core.states import (
     API_VERSION,
@@ -18,6 +19,7 @@ from barge.core.states import (
     ENVIRONMENT_LABEL,
     JOB_ID_LABEL,
     MANAGED_BY,
+    NODE_INDEX_LABEL,
     QUEUE_LABEL,
 )
 
@@ -74,6 +76,13 @@ def _labels(p: Placement, extra: dict[str, str]) -> dict[str, str]:
 
 
 def kubernetes_job(resolved: Resolved, p: Placement) -> dict[str, Any]:
+    """The Kubernetes Job of one attempt (a multi-node job's: gang_job)."""
+    if resolved.nodes is not None:
+        return gang_job(resolved, p)
+    return _kubernetes_job(resolved, p)
+
+
+def _kubernetes_job(resolved: Resolved, p: Placement) -> dict[str, Any]:
     template = json_copy(resolved.template)
     labels = _labels(p, resolved.labels)
     metadata = template.setdefault("metadata", {})
@@ -125,7 +134,7 @@ def array_job_name(batchjob_name: str) -> str:
 def array_job(resolved: Resolved, p: Placement) -> dict[str, Any]:
     """The one Kubernetes Job of an array. Barge manages it (spec.managedBy): the Job controller
     leaves it alone and Barge creates its pods, one per child attempt, as the quota allows."""
-    manifest = kubernetes_job(resolved, p)
+    manifest = _kubernetes_job(resolved, p)
     manifest["metadata"]["name"] = array_job_name(p.batchjob)
     manifest["metadata"]["labels"].pop(ATTEMPT_LABEL, None)
     spec = manifest["spec"]
@@ -138,7 +147,7 @@ def array_job(resolved: Resolved, p: Placement) -> dict[str, Any]:
 def array_child_pod(resolved: Resolved, p: Placement, job_name: str, job_uid: str, index: int,
                     attempt: int) -> dict[str, Any]:
     """Child `index`, attempt `attempt`: the array's pod template with the child's own values."""
-    template = kubernetes_job(resolved, p)["spec"]["template"]
+    template = _kubernetes_job(resolved, p)["spec"]["template"]
     labels = {**template["metadata"]["labels"], ATTEMPT_LABEL: str(attempt), ARRAY_INDEX_LABEL: str(index),
               "batch.kubernetes.io/controller-uid": job_uid, "controller-uid": job_uid,
               "batch.kubernetes.io/job-name": job_name, "job-name": job_name,
@@ -166,3 +175,65 @@ def array_child_pod(resolved: Resolved, p: Placement, job_name: str, job_uid: st
         },
         "spec": spec,
     }
+
+
+# --- multi-node parallel jobs ----------------------------------------------------------------
+
+def gang_job(resolved: Resolved, p: Placement) -> dict[str, Any]:
+    """A multi-node job's attempt: an Indexed Job of numNodes completions that Barge manages
+    (spec.managedBy), so that each node may run its own range's template and the other nodes are
+    created once the main node has an address (gang_node_pod). Deleting it stops every node."""
+    assert resolved.nodes is not None
+    manifest = _kubernetes_job(resolved, p)
+    spec = manifest["spec"]
+    spec["managedBy"] = MANAGED_BY
+    spec["completionMode"] = "Indexed"
+    spec["completions"] = spec["parallelism"] = int(resolved.nodes["numNodes"])
+    spec.pop("ttlSecondsAfterFinished", None)  # Barge deletes it when the main node exits
+    return manifest
+
+
+def gang_node_pod(resolved: Resolved, p: Placement, job_name: str, job_uid: str, index: int,
+                  main_address: str | None) -> dict[str, Any]:
+    """Node `index` of the current attempt: its range's template, AWS's node variables, and (on the
+    other nodes) the main node's address."""
+    assert resolved.nodes is not None
+    node = Resolved(gangs.node_template(resolved.nodes, index), resolved.request, resolved.retry_strategy,
+                    resolved.timeout_seconds, resolved.labels)
+    template = _kubernetes_job(node, p)["spec"]["template"]
+    main = int(resolved.nodes["mainNode"])
+    labels = {**template["metadata"]["labels"], NODE_INDEX_LABEL: str(index),
+              "batch.kubernetes.io/controller-uid": job_uid, "controller-uid": job_uid,
+              "batch.kubernetes.io/job-name": job_name, "job-name": job_name,
+              "batch.kubernetes.io/job-completion-index": str(index)}
+    annotations = {**(template["metadata"].get("annotations") or {}), COMPLETION_INDEX_ANNOTATION: str(index)}
+    node_env = [
+        {"name": "AWS_BATCH_JOB_NODE_INDEX", "value": str(index)},
+        {"name": "AWS_BATCH_JOB_NUM_NODES", "value": str(resolved.nodes["numNodes"])},
+        {"name": "AWS_BATCH_JOB_MAIN_NODE_INDEX", "value": str(main)},
+    ]
+    if index != main and main_address:
+        node_env.append({"name": "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS", "value": main_address})
+    spec = template["spec"]
+    for container in spec["containers"] + (spec.get("initContainers") or []):
+        env = [{"name": "AWS_BATCH_JOB_ID", "value": f"{p.job_id}#{index}"} if e["name"] == "AWS_BATCH_JOB_ID"
+               else e for e in container["env"]]
+        container["env"] = node_env + env
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": gang_pod_name(job_name, index),
+            "namespace": p.namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": job_uid,
+                                 "controller": True, "blockOwnerDeletion": True}],
+        },
+        "spec": spec,
+    }
+
+
+def gang_pod_name(job_name: str, index: int) -> str:
+    """`<attempt's Job>-<node>`: deterministic (the Job's name carries the attempt)."""
+    return f"{job_name}-{index}"

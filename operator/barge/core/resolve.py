@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from barge.core import gangs
 from barge.core.labels import label_key_problem, label_value_problem
 from barge.core.resources import GPU_RESOURCE, Resources, parse_cpu_milli, pod_requests
 from barge.core.states import TAGS_ANNOTATION
@@ -30,6 +31,9 @@ class Resolved:
     retry_strategy: dict[str, Any]
     timeout_seconds: int | None
     labels: dict[str, str]
+    # A multi-node parallel job: {numNodes, mainNode, nodeRangeProperties: [{targetNodes: "a:b", template}]}
+    # with each template resolved; `template` is then the main node's and `request` the whole gang's.
+    nodes: dict[str, Any] | None = None
 
 
 def substitute(value: str, parameters: dict[str, str]) -> str:
@@ -84,23 +88,33 @@ def _propagated(template: dict[str, Any], tags: dict[str, str]) -> dict[str, str
     return {k: v for k, v in tags.items() if label_key_problem(k) is None and label_value_problem(v) is None}
 
 
-def resolve(definition: dict[str, Any], job_spec: dict[str, Any]) -> Resolved:
-    """The job as it will run: definition + parameters + overrides. Raises SpecError."""
-    template = json_copy(definition.get("template") or {})
+def _resolve_template(source: dict[str, Any], job_spec: dict[str, Any], parameters: dict[str, str],
+                      where: str) -> tuple[dict[str, Any], Resources]:
+    template = json_copy(source)
     containers = (template.get("spec") or {}).get("containers") or []
     if not containers:
-        raise SpecError("JobDefinition spec.template.spec.containers must have at least one container")
-    parameters = {**(definition.get("parameters") or {}), **(job_spec.get("parameters") or {})}
-    main = containers[0]
-    _apply_overrides(main, job_spec.get("overrides") or {})
+        raise SpecError(f"JobDefinition {where}.spec.containers must have at least one container")
+    _apply_overrides(containers[0], job_spec.get("overrides") or {})
     for container in containers + (template["spec"].get("initContainers") or []):
         for field in ("command", "args"):
             if container.get(field):
                 container[field] = [substitute(str(v), parameters) for v in container[field]]
     try:
-        request = pod_requests(template["spec"])
+        return template, pod_requests(template["spec"])
     except ValueError as exc:
-        raise SpecError(f"resources of the main container: {exc}") from exc
+        of = f" of {where}" if where != "spec.template" else ""
+        raise SpecError(f"resources of the main container{of}: {exc}") from exc
+
+
+def resolve(definition: dict[str, Any], job_spec: dict[str, Any]) -> Resolved:
+    """The job as it will run: definition + parameters + overrides. Raises SpecError."""
+    parameters = {**(definition.get("parameters") or {}), **(job_spec.get("parameters") or {})}
+    nodes: dict[str, Any] | None = None
+    if definition.get("nodeProperties") is not None:
+        template, request, nodes = _resolve_nodes(definition["nodeProperties"], job_spec, parameters)
+    else:
+        template, request = _resolve_template(definition.get("template") or {}, job_spec, parameters,
+                                              "spec.template")
     tags = {**(definition.get("tags") or {}), **(job_spec.get("tags") or {})}
     retry = job_spec.get("retryStrategy") or definition.get("retryStrategy") or {"attempts": 1}
     timeout = job_spec.get("timeout") or definition.get("timeout") or {}
@@ -110,7 +124,38 @@ def resolve(definition: dict[str, Any], job_spec: dict[str, Any]) -> Resolved:
         retry_strategy={"attempts": retry.get("attempts", 1), "evaluateOnExit": retry.get("evaluateOnExit") or []},
         timeout_seconds=timeout.get("attemptDurationSeconds"),
         labels=_propagated(template, tags) if definition.get("propagateTags") and tags else {},
+        nodes=nodes,
     )
+
+
+def _resolve_nodes(properties: dict[str, Any], job_spec: dict[str, Any], parameters: dict[str, str]
+                   ) -> tuple[dict[str, Any], Resources, dict[str, Any]]:
+    """A multi-node job's templates, one per range, and the gang's total request (gangs.py)."""
+    if job_spec.get("arrayProperties"):
+        raise SpecError("spec.arrayProperties: a multi-node parallel job (the definition has spec.nodeProperties) "
+                        "cannot be an array")
+    num_nodes = int((job_spec.get("nodeOverrides") or {}).get("numNodes") or properties.get("numNodes") or 0)
+    main = int(properties.get("mainNode") or 0)
+    if not 0 <= main < num_nodes:
+        raise SpecError(f"spec.nodeOverrides.numNodes: {num_nodes} nodes leave the definition's mainNode {main} "
+                        "outside the job")
+    try:
+        ranges = gangs.node_ranges([r.get("targetNodes", "") for r in properties.get("nodeRangeProperties") or []],
+                                   num_nodes)
+    except ValueError as exc:
+        raise SpecError(f"JobDefinition {exc}") from None
+    resolved_ranges: list[dict[str, Any]] = []
+    total = Resources()
+    main_template: dict[str, Any] = {}
+    for i, ((first, last), source) in enumerate(zip(ranges, properties["nodeRangeProperties"], strict=True)):
+        where = f"spec.nodeProperties.nodeRangeProperties[{i}].template"
+        template, request = _resolve_template(source.get("template") or {}, job_spec, parameters, where)
+        resolved_ranges.append({"targetNodes": f"{first}:{last}", "template": template})
+        total = total + request.times(last - first + 1)
+        if first <= main <= last:
+            main_template = template
+    nodes = {"numNodes": num_nodes, "mainNode": main, "nodeRangeProperties": resolved_ranges}
+    return main_template, total, nodes
 
 
 def json_copy(value: Any) -> Any:

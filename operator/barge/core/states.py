@@ -38,6 +38,7 @@ ENVIRONMENT_LABEL = f"{GROUP}/compute-environment"
 ENVIRONMENT_ANNOTATION = ENVIRONMENT_LABEL  # the placement in full, even when too long for a label
 TAGS_ANNOTATION = f"{GROUP}/tags"  # propagateTags: every tag of the job, as JSON, on its pods
 ARRAY_INDEX_LABEL = f"{GROUP}/array-index"
+NODE_INDEX_LABEL = f"{GROUP}/node-index"  # a multi-node job's pod: its node
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 MANAGED_BY = f"{GROUP}/operator"
 FINALIZER = f"{GROUP}/finalizer"
