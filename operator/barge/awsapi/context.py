@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from barge.awsapi.errors import AwsError, access_denied, client_error, server_error
 from barge.awsapi.identity import Identity
-from barge.awsapi.kubeapi import KubeApi, KubeError
+from barge.awsapi.kubeapi import KubeApi, KubeError, path_of
 from barge.awsapi.names import Arns
 
 
@@ -48,3 +49,22 @@ def page(items: list[Any], request: dict[str, Any], default: int = 100, largest:
     more = start + size < len(items)
     token = base64.urlsafe_b64encode(json.dumps({"offset": start + size}).encode()).decode() if more else None
     return chunk, token
+
+
+async def describe_named(ctx: Context, request: dict[str, Any], field: str, plural: str, what: str,
+                         find: Callable[[Context, Any, str], Awaitable[dict[str, Any] | None]],
+                         to_aws: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """DescribeJobQueues / DescribeComputeEnvironments: the named ones (unknown names are left out of
+    the answer, as AWS does), or every one by name, a page at a time."""
+    wanted = request.get(field) or []
+    if wanted:
+        found = [await find(ctx, value, field) for value in wanted]
+        objects = [o for o in found if o is not None]
+    else:
+        try:
+            objects = await ctx.kube.list(ctx.who, path_of(plural))
+        except KubeError as exc:
+            raise kube_error(exc, what) from None
+        objects.sort(key=lambda o: o["metadata"]["name"])
+    chunk, token = page([to_aws(o) for o in objects], request)
+    return {field: chunk, **({"nextToken": token} if token else {})}

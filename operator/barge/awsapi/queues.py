@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from barge.awsapi import fields, mapping
-from barge.awsapi.context import Context, kube_error, page
+from barge.awsapi.context import Context, describe_named, kube_error
 from barge.awsapi.errors import client_error
 from barge.awsapi.kubeapi import KubeError, path_of
 from barge.awsapi.names import TAGS_ANNOTATION, check_kube_name, name_of
@@ -78,18 +78,8 @@ async def update(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
 
 
 async def describe(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
-    wanted = request.get("jobQueues") or []
-    if wanted:
-        found = [await find(ctx, value, "jobQueues") for value in wanted]
-        objects = [o for o in found if o is not None]  # AWS leaves unknown names out of the answer
-    else:
-        try:
-            objects = await ctx.kube.list(ctx.who, path_of(PLURAL))
-        except KubeError as exc:
-            raise kube_error(exc, "job queues") from None
-        objects.sort(key=lambda o: o["metadata"]["name"])
-    chunk, token = page([mapping.queue_to_aws(o, ctx.arns) for o in objects], request)
-    return {"jobQueues": chunk, **({"nextToken": token} if token else {})}
+    return await describe_named(ctx, request, "jobQueues", PLURAL, "job queues", find,
+                                lambda obj: mapping.queue_to_aws(obj, ctx.arns))
 
 
 async def delete(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
