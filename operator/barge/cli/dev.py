@@ -45,6 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions.add_parser("kubeconfig", help="print the path of the cluster's kubeconfig")
     build_cmd = actions.add_parser("build", help="build the binaries into the cache only")
     build_cmd.add_argument("--all", action="store_true", help="also kubelet (the real node), helm and karpenter")
+    build_cmd.add_argument("--only", type=_component_names, metavar="NAMES",
+                           help=f"comma-separated subset of {','.join(c.name for c in build.ALL_COMPONENTS)}")
     helm = dev_sub.add_parser("helm", help="run the project's pinned helm (built once) against the local cluster",
                               epilog="example: barge dev helm -- lint helm/barge")
     helm.add_argument("helm_args", nargs=argparse.REMAINDER, help="arguments for helm")
@@ -61,6 +63,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     image_build.add_argument("-f", "--file", type=Path, help="the Dockerfile (default: CONTEXT/Dockerfile)")
     image_build.add_argument("-t", "--tag", required=True, help="the image name, e.g. localhost/barge/operator:dev")
     image_build.add_argument("--no-load", action="store_true", help="build only; do not import into containerd")
+
+
+def _component_names(text: str) -> tuple[build.Component, ...]:
+    by_name = {c.name: c for c in build.ALL_COMPONENTS}
+    unknown = [name for name in text.split(",") if name not in by_name]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown component {', '.join(unknown)}; known: {', '.join(by_name)}")
+    return tuple(by_name[name] for name in text.split(","))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "kubeconfig":
             print(cluster.kubeconfig_path())
         elif args.action == "build":
-            extra = (build.KUBELET, build.HELM, build.KARPENTER) if args.all else ()
-            build.ensure_built(build.DEFAULT_COMPONENTS + extra)
+            if args.only:
+                build.ensure_built(args.only)
+            else:
+                build.ensure_built(build.ALL_COMPONENTS if args.all else build.DEFAULT_COMPONENTS)
     except (cluster.ClusterError, build.BuildError, PoolConfigError, images.ImageError,
             realnode.RealNodeError) as exc:
         print(f"error: {exc}")

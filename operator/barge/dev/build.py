@@ -6,6 +6,7 @@ never rebuilt, so a second run costs nothing.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -13,6 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +58,11 @@ HELM = Component("helm", versions.HELM, ("helm",))
 KARPENTER = Component("karpenter", versions.KARPENTER, ("karpenter", "crds/karpenter.sh_nodepools.yaml",
                                                         "crds/karpenter.kwok.sh_kwoknodeclasses.yaml"))
 DEFAULT_COMPONENTS = (CONTROL_PLANE, ETCD, KWOK)
+ALL_COMPONENTS = (CONTROL_PLANE, KUBELET, ETCD, KWOK, HELM, KARPENTER)
 
 
 def binary(name: str) -> Path:
-    for component in (CONTROL_PLANE, KUBELET, ETCD, KWOK, HELM, KARPENTER):
+    for component in ALL_COMPONENTS:
         if name in component.binaries:
             return component.bin_dir / name
     raise KeyError(name)
@@ -165,14 +170,15 @@ def _build_kubernetes(component: Component, go: str) -> None:
         _prepare_k8s_module(go, workdir)
         _run([go, "mod", "tidy"], workdir, "resolve modules (about 700 MB on a cold cache)")
     packages = [f"k8s.io/kubernetes/cmd/{b}" for b in component.missing()]
-    cgo = "1" if component is KUBELET else "0"
     component.bin_dir.mkdir(parents=True, exist_ok=True)
+    # Static like every binary here (the kubelet too: upstream releases it static), so the kubelet
+    # reuses the control plane's compiled packages instead of compiling most of Kubernetes again.
     _run(
         [go, "build", "-trimpath", "-tags", "selinux,notest", "-ldflags", _k8s_ldflags(),
          "-o", str(component.bin_dir) + "/", *packages],
         workdir,
         f"compile {', '.join(component.missing())} (about 5 min on 2 cores)",
-        {"CGO_ENABLED": cgo},
+        {"CGO_ENABLED": "0"},
     )
 
 
@@ -232,14 +238,46 @@ _BUILDERS = {"kubernetes": _build_kubernetes, "kubelet": _build_kubernetes,
 
 
 def ensure_built(components: tuple[Component, ...] = DEFAULT_COMPONENTS) -> None:
+    """Build what is missing. Components from different sources build side by side (one compiles
+    while another downloads or links); a component another process is building is waited for."""
     todo = [c for c in components if c.missing()]
     if not todo:
         return
     go = go_executable()
+    groups: dict[str, list[Component]] = {}
     for component in todo:
-        print(f"building {component.name} {component.version} into {component.bin_dir} "
-              f"(missing: {', '.join(component.missing())})", file=sys.stderr, flush=True)
-        component.bin_dir.mkdir(parents=True, exist_ok=True)
-        _BUILDERS[component.name](component, go)
-        if component.missing():
-            raise BuildError(f"{component.name}: build finished but {component.missing()} missing")
+        groups.setdefault(_source_of(component), []).append(component)
+    with ThreadPoolExecutor(len(groups)) as pool:
+        futures = [pool.submit(_build_one_by_one, group, go) for group in groups.values()]
+        for future in futures:
+            future.result()
+
+
+def _source_of(component: Component) -> str:
+    """Components built from one source folder (the kubelet and the control plane) build in turn."""
+    return "kubernetes" if component in (CONTROL_PLANE, KUBELET) else component.name
+
+
+def _build_one_by_one(components: list[Component], go: str) -> None:
+    for component in components:
+        with _build_lock(_source_of(component)):
+            if not component.missing():
+                continue  # another process built it while this one waited
+            print(f"building {component.name} {component.version} into {component.bin_dir} "
+                  f"(missing: {', '.join(component.missing())})", file=sys.stderr, flush=True)
+            component.bin_dir.mkdir(parents=True, exist_ok=True)
+            _BUILDERS[component.name](component, go)
+            if component.missing():
+                raise BuildError(f"{component.name}: build finished but {component.missing()} missing")
+
+
+@contextmanager
+def _build_lock(source: str) -> Iterator[None]:
+    lock_file = cache_root() / "bin" / f".{source}.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
