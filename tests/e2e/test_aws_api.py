@@ -246,6 +246,41 @@ def test_cancel_and_terminate_and_the_queue_snapshot(server: Server, operator: C
     assert terminated["startedAt"] <= terminated["stoppedAt"]
 
 
+def test_a_fair_share_queue_made_and_used_through_the_api(server: Server, operator: Cluster) -> None:
+    batch = make_queue(server, operator)
+    policy = f"{server.namespace}-fair"
+    created = assert_valid("CreateSchedulingPolicy", batch.create_scheduling_policy(
+        name=policy, fairsharePolicy={"shareDecaySeconds": 600, "computeReservation": 0, "shareDistribution": [
+            {"shareIdentifier": "teamA", "weightFactor": 1}, {"shareIdentifier": "teamB*", "weightFactor": 0.5}]}))
+    try:
+        fair_queue = f"{server.queue}-fair"
+        assert_valid("CreateJobQueue", batch.create_job_queue(
+            jobQueueName=fair_queue, priority=1, schedulingPolicyArn=created["arn"],
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": server.environment}]))
+        assert_valid("RegisterJobDefinition", batch.register_job_definition(
+            jobDefinitionName="fair_def", type="container", containerProperties=QUICK,
+            parameters={"greeting": "hi"}))
+        jobs = [assert_valid("SubmitJob", batch.submit_job(
+            jobName=f"share-{share}", jobQueue=fair_queue, jobDefinition="fair_def", shareIdentifier=share,
+            schedulingPriorityOverride=priority))["jobId"] for share, priority in (("teamA", 1), ("teamB1", 5))]
+        done = wait_status(batch, jobs, "SUCCEEDED", "FAILED")
+        assert [(done[j]["status"], done[j]["shareIdentifier"]) for j in jobs] == [
+            ("SUCCEEDED", "teamA"), ("SUCCEEDED", "teamB1")]
+        refused = error_of(lambda: batch.submit_job(jobName="no-share", jobQueue=fair_queue, jobDefinition="fair_def"))
+        assert refused[0] == "ClientException" and "shareIdentifier" in refused[2]
+        shown = assert_valid("DescribeSchedulingPolicies", batch.describe_scheduling_policies(arns=[created["arn"]]))
+        assert shown["schedulingPolicies"][0]["fairsharePolicy"]["shareDistribution"][1] == {
+            "shareIdentifier": "teamB*", "weightFactor": 0.5}
+        assert "still used by job queue(s)" in error_of(lambda: batch.delete_scheduling_policy(arn=created["arn"]))[2]
+        batch.update_job_queue(jobQueue=fair_queue, state="DISABLED")
+        batch.delete_job_queue(jobQueue=fair_queue)
+        eventually(lambda: not operator.kubectl("get", "jobqueues.barge.dev", fair_queue, "--ignore-not-found",
+                                                check=False).stdout.strip(), 60, message="fair queue deleted")
+        assert_valid("DeleteSchedulingPolicy", batch.delete_scheduling_policy(arn=created["arn"]))
+    finally:
+        operator.kubectl("delete", "schedulingpolicies.barge.dev", policy, "--ignore-not-found", check=False)
+
+
 def test_an_unmodified_aws_batch_script_and_the_aws_cli(server: Server, operator: Cluster) -> None:
     batch = make_queue(server, operator)
     batch.register_job_definition(jobDefinitionName="nightly", type="container", containerProperties=QUICK)

@@ -232,6 +232,50 @@ def test_queues_and_environments_update_and_delete_as_aws_requires(served: Serve
         "computeEnvironments"] == []
 
 
+def test_scheduling_policies_make_fair_share_queues_as_in_aws(served: Served) -> None:
+    batch = served.client()
+    setup_queue(batch)
+    created = assert_valid("CreateSchedulingPolicy", batch.create_scheduling_policy(
+        name="fair", tags={"team": "a"},
+        fairsharePolicy={"shareDecaySeconds": 3600, "computeReservation": 10,
+                         "shareDistribution": [{"shareIdentifier": "A", "weightFactor": 1},
+                                               {"shareIdentifier": "B*", "weightFactor": 0.5}]}))
+    arn = created["arn"]
+    assert arn == f"arn:aws:batch:{REGION}:123456789012:scheduling-policy/fair"
+    stored = served.kube.objects[(None, "schedulingpolicies", "fair")]["spec"]["fairsharePolicy"]
+    assert stored["shareDistribution"][1] == {"shareIdentifier": "B*", "weightFactor": 0.5}
+    assert "already exists" in error(lambda: batch.create_scheduling_policy(name="fair"))[2]
+    queue = assert_valid("CreateJobQueue", batch.create_job_queue(
+        jobQueueName="fq", priority=1, schedulingPolicyArn=arn,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "ce"}]))
+    assert served.kube.objects[(None, "jobqueues", "fq")]["spec"]["schedulingPolicy"] == "fair"
+    described = assert_valid("DescribeJobQueues", batch.describe_job_queues(jobQueues=[queue["jobQueueArn"]]))
+    assert described["jobQueues"][0]["schedulingPolicyArn"] == arn
+
+    assert_valid("UpdateSchedulingPolicy", batch.update_scheduling_policy(
+        arn=arn, fairsharePolicy={"shareDistribution": [{"shareIdentifier": "C"}]}))
+    policy = assert_valid("DescribeSchedulingPolicies", batch.describe_scheduling_policies(
+        arns=[arn, f"arn:aws:batch:{REGION}:123456789012:scheduling-policy/missing"]))["schedulingPolicies"]
+    assert [(p["name"], p["fairsharePolicy"], p["tags"]) for p in policy] == [
+        ("fair", {"shareDistribution": [{"shareIdentifier": "C"}]}, {"team": "a"})]  # the update replaced it all
+    assert_valid("TagResource", batch.tag_resource(resourceArn=arn, tags={"cost": "x"}))
+    assert batch.list_tags_for_resource(resourceArn=arn)["tags"] == {"team": "a", "cost": "x"}
+    assert_valid("CreateSchedulingPolicy", batch.create_scheduling_policy(name="other"))
+    first = assert_valid("ListSchedulingPolicies", batch.list_scheduling_policies(maxResults=1))
+    rest = batch.list_scheduling_policies(maxResults=1, nextToken=first["nextToken"])
+    assert [p["arn"].rsplit("/", 1)[1] for p in first["schedulingPolicies"] + rest["schedulingPolicies"]] == [
+        "fair", "other"]
+    assert "still used by job queue(s) fq" in error(lambda: batch.delete_scheduling_policy(arn=arn))[2]
+    batch.update_job_queue(jobQueue="fq", state="DISABLED")
+    batch.delete_job_queue(jobQueue="fq")
+    assert_valid("DeleteSchedulingPolicy", batch.delete_scheduling_policy(arn=arn))
+    assert "does not exist" in error(lambda: batch.delete_scheduling_policy(arn=arn))[2]
+    assert "is not a scheduling-policy ARN" in error(lambda: batch.update_scheduling_policy(
+        arn=f"arn:aws:batch:{REGION}:123456789012:job-queue/q"))[2]
+    assert "shareIdentifier: job queue 'q' has no scheduling policy" in error(lambda: batch.submit_job(
+        jobName="j", jobQueue="q", jobDefinition="d", shareIdentifier="A"))[2]
+
+
 def test_bad_requests_get_client_exceptions_and_a_bug_no_stack_trace(served: Served) -> None:
     batch, loose = served.client(), served.client(validate=False)
     setup_queue(batch)
@@ -241,7 +285,7 @@ def test_bad_requests_get_client_exceptions_and_a_bug_no_stack_trace(served: Ser
     assert "d:3" in error(lambda: batch.submit_job(jobName="j", jobQueue="q", jobDefinition="d:3"))[2]
     assert "jobQueueName" in error(lambda: batch.create_job_queue(
         jobQueueName="Upper_Case", priority=1, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "ce"}]))[2]
-    assert "schedulingPolicyArn" in error(lambda: batch.create_job_queue(
+    assert "schedulingPolicyArn: scheduling policy 'p' does not exist" in error(lambda: batch.create_job_queue(
         jobQueueName="fair", priority=1, schedulingPolicyArn="arn:aws:batch:us-west-2:1:scheduling-policy/p",
         computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "ce"}]))[2]
     assert error(lambda: served.client(secret="bad").describe_jobs(jobs=[]))[:2] == ("InvalidSignatureException", 403)

@@ -47,13 +47,26 @@ async def find_job(ctx: Context, ref: JobRef, field: str = "jobId") -> dict[str,
     return obj
 
 
-async def _queue_exists(ctx: Context, name: str) -> None:
+async def _queue(ctx: Context, name: str) -> dict[str, Any]:
     try:
-        await ctx.kube.get(ctx.who, path_of("jobqueues", None, name))
+        return await ctx.kube.get(ctx.who, path_of("jobqueues", None, name))
     except KubeError as exc:
         if exc.status == 404:
             raise client_error(f"jobQueue: job queue {name!r} does not exist") from None
         raise kube_error(exc, f"jobQueue {name}") from None
+
+
+async def _queue_takes(ctx: Context, name: str, share: Any) -> None:
+    """The queue exists, and a share identifier is given exactly when it is a fair-share queue (as AWS
+    refuses SubmitJob otherwise)."""
+    queue = await _queue(ctx, name)
+    policy = (queue.get("spec") or {}).get("schedulingPolicy")
+    if policy and not share:
+        raise client_error(f"shareIdentifier: required, job queue {name!r} is a fair-share queue "
+                           f"(scheduling policy {policy!r})")
+    if share and not policy:
+        raise client_error(f"shareIdentifier: job queue {name!r} has no scheduling policy (a FIFO queue); "
+                           "leave shareIdentifier out")
 
 
 async def _dependencies(ctx: Context, request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -81,7 +94,8 @@ async def submit(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     name = check_aws_name(request.get("jobName"), "jobName")
     queue = name_of(request.get("jobQueue"), "job-queue", "jobQueue")
     (definition, definition_arn), _, dependencies = await asyncio.gather(
-        definitions.resolve(ctx, request.get("jobDefinition")), _queue_exists(ctx, queue), _dependencies(ctx, request))
+        definitions.resolve(ctx, request.get("jobDefinition")),
+        _queue_takes(ctx, queue, request.get("shareIdentifier")), _dependencies(ctx, request))
     body = mapping.submit_to_batchjob(request, definition, definition_arn, dependencies)
     try:
         created = await ctx.kube.create(ctx.who, path_of(PLURAL, ctx.namespace), body)
@@ -275,7 +289,7 @@ async def terminate_each(ctx: Context, request: dict[str, Any]) -> dict[str, Any
 async def snapshot(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     """The front of a queue: its RUNNABLE jobs in the order they will be placed (by queue time)."""
     queue = name_of(request.get("jobQueue"), "job-queue", "jobQueue")
-    await _queue_exists(ctx, queue)
+    await _queue(ctx, queue)
     objects = [o for o in await _list(ctx) if o["spec"].get("jobQueue") == queue
                and (o.get("status") or {}).get("state") == "RUNNABLE"]
     objects.sort(key=lambda o: float((o.get("status") or {}).get("queuedAt") or 0))

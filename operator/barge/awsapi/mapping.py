@@ -291,7 +291,7 @@ def queue_to_aws(obj: Mapping[str, Any], arns: Arns) -> dict[str, Any]:
     if status.get("statusReason"):
         out["statusReason"] = status["statusReason"]
     if spec.get("schedulingPolicy"):
-        out["schedulingPolicyArn"] = arns._arn(f"scheduling-policy/{spec['schedulingPolicy']}")
+        out["schedulingPolicyArn"] = arns.scheduling_policy(spec["schedulingPolicy"])
     return out
 
 

@@ -73,6 +73,9 @@ class Arns:
     def definition(self, name: str, revision: int) -> str:
         return self._arn(f"job-definition/{name}:{revision}")
 
+    def scheduling_policy(self, name: str) -> str:
+        return self._arn(f"scheduling-policy/{name}")
+
 
 ARN = re.compile(r"^arn:aws[a-z-]*:batch:[^:]*:[^:]*:(job|job-queue|compute-environment|job-definition|"
                  r"scheduling-policy)/(.+)$")

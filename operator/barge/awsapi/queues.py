@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from barge.awsapi import fields, mapping
+from barge.awsapi import fields, mapping, scheduling_policies
 from barge.awsapi.context import Context, describe_named, kube_error
 from barge.awsapi.errors import client_error
 from barge.awsapi.kubeapi import KubeError, path_of
@@ -43,11 +43,18 @@ async def get(ctx: Context, value: Any, field: str = "jobQueue") -> dict[str, An
     return obj
 
 
+async def _scheduling_policy(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+    """spec.schedulingPolicy from schedulingPolicyArn (a fair-share queue), when given."""
+    if not request.get("schedulingPolicyArn"):
+        return {}
+    policy = await scheduling_policies.get(ctx, request["schedulingPolicyArn"], "schedulingPolicyArn")
+    return {"schedulingPolicy": policy["metadata"]["name"]}
+
+
 async def create(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
-    if request.get("schedulingPolicyArn"):
-        raise client_error("schedulingPolicyArn: scheduling policies are not served through this API yet")
     name = check_kube_name(request.get("jobQueueName"), "jobQueueName")
     spec = mapping.queue_spec({k: v for k, v in request.items() if k != "schedulingPolicyArn"}, create=True)
+    spec |= await _scheduling_policy(ctx, request)
     await _environments_exist(ctx, spec)
     tags = fields.check_tags(request.get("tags"))
     body = {"apiVersion": API_VERSION, "kind": "JobQueue",
@@ -63,12 +70,11 @@ async def create(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
 
 
 async def update(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
-    if request.get("schedulingPolicyArn"):
-        raise client_error("schedulingPolicyArn: scheduling policies are not served through this API yet")
     obj = await get(ctx, request.get("jobQueue"))
     name = obj["metadata"]["name"]
     spec = mapping.queue_spec({k: v for k, v in request.items() if k not in ("jobQueue", "schedulingPolicyArn")},
                               create=False)
+    spec |= await _scheduling_policy(ctx, request)
     await _environments_exist(ctx, spec)
     try:
         await ctx.kube.merge_patch(ctx.who, path_of(PLURAL, None, name), {"spec": spec})

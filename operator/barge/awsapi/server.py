@@ -16,7 +16,7 @@ from botocore.model import OperationModel, ServiceModel
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
-from barge.awsapi import definitions, environments, jobs, queues, tags
+from barge.awsapi import definitions, environments, jobs, queues, scheduling_policies, tags
 from barge.awsapi.context import Context
 from barge.awsapi.errors import AwsError, client_error, server_error, unknown_operation
 from barge.awsapi.identity import Identity
@@ -37,6 +37,9 @@ OPERATIONS: dict[str, Operation] = {
     "DeleteJobQueue": queues.delete,
     "CreateComputeEnvironment": environments.create, "UpdateComputeEnvironment": environments.update,
     "DescribeComputeEnvironments": environments.describe, "DeleteComputeEnvironment": environments.delete,
+    "CreateSchedulingPolicy": scheduling_policies.create, "UpdateSchedulingPolicy": scheduling_policies.update,
+    "DescribeSchedulingPolicies": scheduling_policies.describe,
+    "ListSchedulingPolicies": scheduling_policies.list_policies, "DeleteSchedulingPolicy": scheduling_policies.delete,
     "TagResource": tags.tag, "UntagResource": tags.untag, "ListTagsForResource": tags.list_tags,
 }
 

@@ -1,8 +1,9 @@
 """TagResource, UntagResource, ListTagsForResource, by ARN.
 
-A JobDefinition's tags are its spec.tags. Queues and compute environments have no tags field, and a
-BatchJob's spec.tags is fixed at submission: their tags (and those added to a job later) are kept in
-the annotation `barge.dev/aws-tags`. A tag given at submission cannot be removed (the spec is immutable)."""
+A JobDefinition's tags are its spec.tags. Queues, compute environments and scheduling policies have no
+tags field, and a BatchJob's spec.tags is fixed at submission: their tags (and those added to a job
+later) are kept in the annotation `barge.dev/aws-tags`. A tag given at submission cannot be removed
+(the spec is immutable)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-from barge.awsapi import definitions, environments, fields, jobs, queues
+from barge.awsapi import definitions, environments, fields, jobs, queues, scheduling_policies
 from barge.awsapi.context import Context, kube_error
 from barge.awsapi.errors import client_error
 from barge.awsapi.kubeapi import KubeError, path_of
@@ -36,6 +37,9 @@ async def _resource(ctx: Context, arn: Any) -> tuple[str, dict[str, Any]]:
     if kind == "compute-environment":
         obj = await environments.get(ctx, text, "resourceArn")
         return path_of("computeenvironments", None, obj["metadata"]["name"]), obj
+    if kind == "scheduling-policy":
+        obj = await scheduling_policies.get(ctx, text, "resourceArn")
+        return path_of(scheduling_policies.PLURAL, None, obj["metadata"]["name"]), obj
     if kind == "job-definition":
         obj = await definitions.find(ctx, text, "resourceArn")
         return path_of("jobdefinitions", ctx.namespace, obj["metadata"]["name"]), obj
