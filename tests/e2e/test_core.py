@@ -291,7 +291,7 @@ def test_disabling_an_environment_posts_an_event(barge: Barge) -> None:
 def test_an_invalid_environment_says_why_and_its_waiting_jobs_are_told_it_is_invalid(barge: Barge) -> None:
     ce, jq = barge.name("ce"), barge.name("q")
     managed = compute_environment(ce, 8, desiredvCpus=4)
-    managed["spec"]["type"] = "MANAGED"  # Karpenter sizes a MANAGED environment: desiredvCpus is refused
+    managed["spec"]["type"] = "MANAGED"  # it starts at minvCpus 0: desiredvCpus above it is refused
     barge.apply(managed, job_queue(jq, [ce]), job_definition("work"))
     barge.apply(batch_job("waits", "work", jq))
 

@@ -124,13 +124,15 @@ def watch_nodes(done: dict[str, dict[str, Any]]) -> set[str]:
 def test_spot_and_instance_types_show_in_the_nodepool_and_follow_the_environment(karpenter: Barge) -> None:
     barge, cluster = karpenter, karpenter.cluster
     ce = barge.name("spot")
-    barge.apply(managed_environment(ce, 16, type="SPOT", instanceTypes=["c-4x-amd64-linux", "c-8x-amd64-linux"]))
+    barge.apply(managed_environment(ce, 16, type="SPOT", instanceTypes=["c-4x-amd64-linux", "c-8x-amd64-linux"],
+                                    allocationStrategy="SPOT_PRICE_CAPACITY_OPTIMIZED"))
     pool = eventually(lambda: nodepool(cluster, ce), 30, message=f"the NodePool of {ce}")
     requirements = {r["key"]: r["values"] for r in pool["spec"]["template"]["spec"]["requirements"]}
     assert requirements["karpenter.sh/capacity-type"] == ["spot"]
     assert requirements["node.kubernetes.io/instance-type"] == ["c-4x-amd64-linux", "c-8x-amd64-linux"]
     assert pool["spec"]["limits"] == {"cpu": "16"}
     assert pool["metadata"]["ownerReferences"][0]["name"] == ce
+    assert pool["metadata"]["annotations"]["barge.dev/allocation-strategy"] == "SPOT_PRICE_CAPACITY_OPTIMIZED"
     barge.apply(managed_environment(ce, 24, type="EC2", instanceTypes=["c-4x-amd64-linux"]))
 
     def updated() -> dict[str, Any] | None:
@@ -141,6 +143,7 @@ def test_spot_and_instance_types_show_in_the_nodepool_and_follow_the_environment
     requirements = {r["key"]: r["values"] for r in pool["spec"]["template"]["spec"]["requirements"]}
     assert requirements["karpenter.sh/capacity-type"] == ["on-demand"]
     assert requirements["node.kubernetes.io/instance-type"] == ["c-4x-amd64-linux"]
+    assert pool["metadata"]["annotations"]["barge.dev/allocation-strategy"] == "BEST_FIT_PROGRESSIVE"
     cluster.delete_cluster_object("computeenvironments", ce)
     eventually(lambda: nodepool(cluster, ce) is None, 60, message="the NodePool gone with its environment")
 

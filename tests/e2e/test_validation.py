@@ -63,6 +63,12 @@ def test_reserved_env_in_definition_template_is_rejected(crds: Cluster, namespac
     (compute_environment("bad-ce", 4, minvCpus=2), "spec.computeResources.minvCpus: Invalid value"),
     (compute_environment("bad-ce", 4, desiredvCpus=2), "spec.computeResources.desiredvCpus: Invalid value"),
     (compute_environment("bad-ce", 4, maxMemory="lots"), "spec.computeResources.maxMemory"),
+    (compute_environment("bad-ce", 4, allocationStrategy="BEST_FIT"),
+     "allocationStrategy applies only to MANAGED environments"),
+    (managed(compute_environment("bad-ce", 4, allocationStrategy="SPOT_CAPACITY_OPTIMIZED")),
+     "need computeResources.type SPOT"),
+    (managed(compute_environment("bad-ce", 4, allocationStrategy="CHEAPEST")),
+     "spec.computeResources.allocationStrategy"),
 ])
 def test_bad_queue_or_environment_is_rejected_naming_the_field(crds: Cluster, obj: dict[str, Any], field: str) -> None:
     assert field in rejected(crds, obj, None)

@@ -252,12 +252,20 @@ def test_queues_and_environments_both_ways() -> None:
     assert unmanaged == {"type": "UNMANAGED", "state": "ENABLED", "computeResources": {"maxvCpus": 8}}
     managed = mapping.environment_spec({"computeEnvironmentName": "ce", "type": "MANAGED", "computeResources": {
         "type": "EC2", "minvCpus": 0, "maxvCpus": 16}}, create=True, kind="MANAGED")
-    assert managed["computeResources"] == {"minvCpus": 0, "maxvCpus": 16}
-    for spec_ in (unmanaged, managed):
+    assert managed["computeResources"] == {"type": "EC2", "minvCpus": 0, "maxvCpus": 16}
+    spot = mapping.environment_spec({"computeEnvironmentName": "ce", "type": "MANAGED", "computeResources": {
+        "type": "SPOT", "minvCpus": 4, "maxvCpus": 64, "desiredvCpus": 4, "instanceTypes": ["c5.large", "optimal"],
+        "allocationStrategy": "SPOT_PRICE_CAPACITY_OPTIMIZED"}}, create=True, kind="MANAGED")
+    assert spot["computeResources"] == {"type": "SPOT", "minvCpus": 4, "maxvCpus": 64, "desiredvCpus": 4,
+                                        "instanceTypes": ["c5.large", "optimal"],
+                                        "allocationStrategy": "SPOT_PRICE_CAPACITY_OPTIMIZED"}
+    shown_spot = mapping.environment_to_aws({"metadata": {"name": "ce", "uid": "u"}, "spec": spot}, ARNS)
+    assert shown_spot["computeResources"]["allocationStrategy"] == "SPOT_PRICE_CAPACITY_OPTIMIZED"
+    for spec_ in (unmanaged, managed, spot):
         shown = mapping.environment_to_aws({"metadata": {"name": "ce", "uid": "u"}, "spec": spec_}, ARNS)
         assert not problems("DescribeComputeEnvironments", {"computeEnvironments": [shown]})
     assert "computeResources.subnets" in refused(lambda: mapping.environment_spec(
         {"type": "MANAGED", "computeResources": {"maxvCpus": 1, "subnets": ["s"]}}, create=True, kind="MANAGED"))
-    assert "computeResources.type 'SPOT'" in refused(lambda: mapping.environment_spec(
-        {"type": "MANAGED", "computeResources": {"maxvCpus": 1, "type": "SPOT"}}, create=True, kind="MANAGED"))
+    assert "computeResources.type 'FARGATE'" in refused(lambda: mapping.environment_spec(
+        {"type": "MANAGED", "computeResources": {"maxvCpus": 1, "type": "FARGATE"}}, create=True, kind="MANAGED"))
 

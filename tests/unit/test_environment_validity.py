@@ -98,12 +98,19 @@ def test_a_job_waiting_on_an_invalid_environment_is_told_it_is_invalid() -> None
     assert decisions.waiting["ns/j"].reason.endswith("compute environment 'ce' is INVALID")
 
 
-@pytest.mark.parametrize(("resources", "field"), [
-    ({"desiredvCpus": 4}, "spec.computeResources.desiredvCpus: a MANAGED environment is sized by Karpenter"),
+@pytest.mark.parametrize(("resources", "reason"), [
+    ({"desiredvCpus": 4}, "spec.computeResources.desiredvCpus: 4 is above minvCpus 0"),
+    ({"desiredvCpus": 6, "minvCpus": 4}, "spec.computeResources.desiredvCpus: 6 is above minvCpus 4"),
+    ({"desiredvCpus": 4, "minvCpus": 4}, None),  # AWS's starting size, and what Barge keeps warm
+    ({"desiredvCpus": 0}, None),
+    ({"minvCpus": 8}, None),
+    ({"type": "SPOT", "allocationStrategy": "SPOT_CAPACITY_OPTIMIZED", "instanceTypes": ["c5.large"]}, None),
 ])
-def test_what_a_managed_environment_cannot_do_yet_makes_it_invalid(resources: dict[str, Any], field: str) -> None:
+def test_a_managed_environment_is_invalid_only_for_what_karpenter_cannot_do(
+        resources: dict[str, Any], reason: str | None) -> None:
     environment = EnvironmentRecord.from_body({"metadata": {"name": "ce", "uid": "u1"}, "spec": {
         "type": "MANAGED", "computeResources": {"maxvCpus": 8, **resources}}})
-    assert environment.invalid_reason is not None and environment.invalid_reason.startswith(field)
-    assert EnvironmentRecord.from_body({"metadata": {"name": "ce", "uid": "u1"}, "spec": {
-        "type": "MANAGED", "computeResources": {"maxvCpus": 8, "minvCpus": 8}}}).invalid_reason is None
+    if reason is None:
+        assert environment.invalid_reason is None
+    else:
+        assert environment.invalid_reason is not None and environment.invalid_reason.startswith(reason)

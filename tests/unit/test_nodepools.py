@@ -54,6 +54,9 @@ def test_the_nodepool_is_owned_labelled_tainted_limited_and_consolidated() -> No
                                                 "name": "default"}
     assert manifest["spec"]["limits"] == {"cpu": "32"}
     assert manifest["spec"]["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "30s"}
+    assert manifest["metadata"]["annotations"] == {"barge.dev/allocation-strategy": "BEST_FIT_PROGRESSIVE"}
+    spot = pool(type="SPOT", allocationStrategy="SPOT_CAPACITY_OPTIMIZED")
+    assert spot["metadata"]["annotations"] == {"barge.dev/allocation-strategy": "SPOT_CAPACITY_OPTIMIZED"}
 
 
 def test_a_changed_environment_changes_its_nodepool_and_an_unchanged_one_does_not() -> None:
@@ -64,6 +67,7 @@ def test_a_changed_environment_changes_its_nodepool_and_an_unchanged_one_does_no
     assert not rules.differs(pool(), served)  # what the server adds is not a difference
     assert rules.differs(pool(maxvCpus=64), served)
     assert rules.differs(pool(type="SPOT"), served)
+    assert rules.differs(pool(allocationStrategy="BEST_FIT"), served)
     assert rules.differs(pool(), None)
 
 

@@ -168,6 +168,12 @@ class ComputeResources(Model):
         default_factory=list, max_length=50,
         description="MANAGED only: the instance types its nodes may be (node.kubernetes.io/instance-type); "
                     "empty or 'optimal': any the node class offers.")
+    allocationStrategy: Literal["BEST_FIT", "BEST_FIT_PROGRESSIVE", "SPOT_CAPACITY_OPTIMIZED",
+                                "SPOT_PRICE_CAPACITY_OPTIMIZED"] | None = Field(
+        None, description="MANAGED only: AWS's instance choice. Karpenter always picks the cheapest instance "
+                          "types that fit the waiting pods (BEST_FIT_PROGRESSIVE; for SPOT, price and capacity "
+                          "optimized); the value is kept on the NodePool (annotation barge.dev/allocation-strategy). "
+                          "The SPOT_* strategies need type SPOT.")
 
 
 class ComputeEnvironmentSpec(Model):
@@ -186,6 +192,15 @@ class ComputeEnvironmentSpec(Model):
             {"rule": "self.type == 'MANAGED' || !has(self.computeResources.type)",
              "message": "computeResources.type (EC2 or SPOT) applies only to MANAGED environments",
              "fieldPath": ".computeResources.type"},
+            {"rule": "self.type == 'MANAGED' || !has(self.computeResources.allocationStrategy)",
+             "message": "allocationStrategy applies only to MANAGED environments",
+             "fieldPath": ".computeResources.allocationStrategy"},
+            {"rule": "!has(self.computeResources.allocationStrategy)"
+                     " || !self.computeResources.allocationStrategy.startsWith('SPOT_')"
+                     " || (has(self.computeResources.type) && self.computeResources.type == 'SPOT')",
+             "message": "allocationStrategy SPOT_CAPACITY_OPTIMIZED and SPOT_PRICE_CAPACITY_OPTIMIZED need "
+                        "computeResources.type SPOT (as in AWS)",
+             "fieldPath": ".computeResources.allocationStrategy"},
             {"rule": "self.type == 'MANAGED' || !has(self.computeResources.instanceTypes)"
                      " || size(self.computeResources.instanceTypes) == 0",
              "message": "instanceTypes applies only to MANAGED environments",

@@ -299,7 +299,7 @@ def queue_to_aws(obj: Mapping[str, Any], arns: Arns) -> dict[str, Any]:
 
 ENVIRONMENT_FIELDS = {"computeEnvironmentName", "computeEnvironment", "type", "state", "unmanagedvCpus",
                       "computeResources", "tags"}
-COMPUTE_RESOURCE_FIELDS = {"type", "minvCpus", "maxvCpus", "desiredvCpus"}
+COMPUTE_RESOURCE_FIELDS = {"type", "minvCpus", "maxvCpus", "desiredvCpus", "instanceTypes", "allocationStrategy"}
 UNMANAGED_DEFAULT_VCPUS = 10000  # AWS caps an UNMANAGED environment by nothing; Barge's quota needs a number
 
 
@@ -323,11 +323,15 @@ def environment_spec(request: Mapping[str, Any], create: bool, kind: str) -> dic
         if create and not given:
             raise client_error("computeResources: required for a MANAGED compute environment")
         only(given, COMPUTE_RESOURCE_FIELDS, "computeResources.")
-        if given.get("type") not in (None, "EC2"):
-            raise refuse(f"computeResources.type {given['type']!r}", "is not supported: EC2 (the cluster's nodes)")
+        if given.get("type") not in (None, "EC2", "SPOT"):
+            raise refuse(f"computeResources.type {given['type']!r}", "is not supported: EC2 or SPOT (Karpenter's "
+                         "on-demand or spot capacity)")
         for field in ("minvCpus", "maxvCpus", "desiredvCpus"):
             if given.get(field) is not None:
                 resources[field] = int(given[field])
+        for field in ("type", "allocationStrategy", "instanceTypes"):
+            if given.get(field):
+                resources[field] = given[field]
         if create and "maxvCpus" not in resources:
             raise client_error("computeResources.maxvCpus: required")
     if resources:
@@ -350,10 +354,12 @@ def environment_to_aws(obj: Mapping[str, Any], arns: Arns) -> dict[str, Any]:
     if kind == "UNMANAGED":
         out["unmanagedvCpus"] = int(resources.get("maxvCpus") or 0)
     else:
-        out["computeResources"] = {"type": "EC2", "minvCpus": int(resources.get("minvCpus") or 0),
-                                   "maxvCpus": int(resources.get("maxvCpus") or 0),
-                                   **({"desiredvCpus": resources["desiredvCpus"]} if resources.get("desiredvCpus")
-                                      is not None else {})}
+        desired = resources.get("desiredvCpus")
+        out["computeResources"] = {
+            "type": resources.get("type") or "EC2", "minvCpus": int(resources.get("minvCpus") or 0),
+            "maxvCpus": int(resources.get("maxvCpus") or 0),
+            "desiredvCpus": int(desired if desired is not None else status.get("desiredvCpus") or 0),
+            **{k: resources[k] for k in ("instanceTypes", "allocationStrategy") if resources.get(k)}}
     return out
 
 

@@ -147,9 +147,11 @@ def _managed_problem(spec: dict[str, Any], resources: Any) -> str | None:
     """What a MANAGED environment asks that Barge cannot do on Karpenter, rather than ignore it."""
     if spec.get("type") != "MANAGED":
         return None
-    if resources.get("desiredvCpus") is not None:
-        return ("spec.computeResources.desiredvCpus: a MANAGED environment is sized by Karpenter from its "
-                "waiting jobs; leave desiredvCpus unset (status.desiredvCpus reports it)")
+    desired, minimum = resources.get("desiredvCpus"), int(resources.get("minvCpus") or 0)
+    if desired is not None and desired > minimum:
+        return (f"spec.computeResources.desiredvCpus: {desired} is above minvCpus {minimum}: a MANAGED "
+                "environment starts at minvCpus and Karpenter adds nodes for waiting jobs (status.desiredvCpus "
+                "reports what they need); raise minvCpus to keep that much warm, or lower desiredvCpus")
     return None
 
 

@@ -79,6 +79,13 @@ def requirements(resources: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+# AWS's allocation strategies, as Karpenter works: it always launches the cheapest instance types that
+# fit the waiting pods, and for spot the price-capacity-optimized choice; the strategy asked for is kept
+# on the NodePool for the reader.
+ALLOCATION_STRATEGY_ANNOTATION = "barge.dev/allocation-strategy"
+DEFAULT_STRATEGY = "BEST_FIT_PROGRESSIVE"
+
+
 def nodepool_manifest(environment: str, uid: str, resources: dict[str, Any],
                       node_class: NodeClassRef) -> dict[str, Any]:
     """The one NodePool of a MANAGED environment, owned by it (deleting the environment deletes it)."""
@@ -87,6 +94,7 @@ def nodepool_manifest(environment: str, uid: str, resources: dict[str, Any],
         "apiVersion": NODEPOOL_API_VERSION, "kind": "NodePool",
         "metadata": {
             "name": nodepool_name(environment), "labels": {ENVIRONMENT_LABEL: environment},
+            "annotations": {ALLOCATION_STRATEGY_ANNOTATION: resources.get("allocationStrategy") or DEFAULT_STRATEGY},
             "ownerReferences": [{"apiVersion": API_VERSION, "kind": "ComputeEnvironment", "name": environment,
                                  "uid": uid, "controller": True, "blockOwnerDeletion": False}],
         },
@@ -111,7 +119,11 @@ def differs(wanted: dict[str, Any], current: dict[str, Any] | None) -> bool:
                 or wanted["spec"]["limits"] != (current.get("spec") or {}).get("limits")
                 or wanted["spec"]["disruption"]["consolidateAfter"]
                 != ((current.get("spec") or {}).get("disruption") or {}).get("consolidateAfter")
-                or wanted["metadata"]["labels"].items() - ((current.get("metadata") or {}).get("labels") or {}).items())
+                or _missing(wanted, current, "labels") or _missing(wanted, current, "annotations"))
+
+
+def _missing(wanted: dict[str, Any], current: dict[str, Any], field: str) -> bool:
+    return bool(wanted["metadata"][field].items() - ((current.get("metadata") or {}).get(field) or {}).items())
 
 
 def _template_as_wanted(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
