@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from barge.core import fairshare
+from barge.core import fairshare, scheduler
 from barge.core.fairshare import Policy, ShareEntry
 from barge.core.resources import Capacity, Resources
 from barge.core.scheduler import Decisions, Environment, Queue, Runnable, Snapshot, schedule
@@ -108,6 +109,18 @@ def test_decisions_do_not_depend_on_the_order_jobs_come_in(snapshot: Snapshot, r
     first, second = schedule(snapshot, 1000.0), schedule(again, 1000.0)
     assert first.placements == second.placements
     assert first.waiting == second.waiting
+
+
+@given(snapshots())
+@FAST
+def test_stopping_once_nothing_fits_decides_as_trying_every_job(snapshot: Snapshot) -> None:
+    """The pass stops trying jobs once no compute environment has room for the smallest request (a
+    deep queue behind a full environment); every decision, reasons included, is as if it tried each."""
+    quick = schedule(snapshot, 1000.0)
+    with mock.patch.object(scheduler._Room, "is_none", lambda self: False):
+        thorough = schedule(snapshot, 1000.0)
+    assert quick.placements == thorough.placements
+    assert quick.waiting == thorough.waiting
 
 
 @given(snapshots())

@@ -179,6 +179,15 @@ class ShareOrder(Generic[T]):
         if not queue:
             self._current = None
 
+    def rest(self) -> list[T]:
+        """Every job not served yet, in no particular order; the order is then empty."""
+        rest = [job for queue in self._queues.values() for job in queue]
+        for queue in self._queues.values():
+            queue.clear()
+        self._heap.clear()
+        self._current = None
+        return rest
+
     def took(self, cpu_milli: int) -> None:
         """The head was given `cpu_milli` (and leaves the order)."""
         share = self._current

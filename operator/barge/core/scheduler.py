@@ -229,6 +229,7 @@ class _Stream(Protocol):
     def head(self) -> Runnable | None: ...
     def skip(self) -> None: ...
     def took(self, cpu_milli: int) -> None: ...
+    def rest(self) -> list[Runnable]: ...
 
 
 class _InOrder:
@@ -246,6 +247,10 @@ class _InOrder:
 
     def took(self, cpu_milli: int) -> None:
         self._next += 1
+
+    def rest(self) -> list[Runnable]:
+        rest, self._next = self._jobs[self._next:], len(self._jobs)
+        return rest
 
 
 def _share_of(job: Runnable) -> str:
@@ -265,11 +270,36 @@ class _Pass:
         self.unplaced: list[Runnable] = []
         self.partly_placed: dict[str, int] = {}
         self.held: dict[str, _Hold] = {}
+        self._room: _Room | None = None
 
     def run(self, jobs: list[Runnable]) -> tuple[list[Placement], list[Runnable], dict[str, int], dict[str, _Hold]]:
         for level in _levels(jobs, self.snapshot.queues):
-            self._serve(self._streams(level))
+            self._room = _Room.of(level, self.snapshot, self.placer)
+            if self._room.is_none():
+                self._hold_all(level)
+            else:
+                self._serve(self._streams(level))
         return self.placements, self.unplaced, self.partly_placed, self.held
+
+    def _hold_all(self, jobs: list[Runnable]) -> None:
+        """None of these jobs can be placed: each waits, with the reason a cap gives where one applies."""
+        queues, policies = self.snapshot.queues, self.snapshot.policies
+        for job in jobs:
+            queue = queues[job.queue]
+            if queue.policy is not None and queue.policy not in policies:
+                self._policy_not_found(job, queue.policy)
+            elif queue.max_running is None and job.max_parallel is None:
+                self.unplaced.append(job)
+            else:
+                self._try(job, None)
+
+    def _policy_not_found(self, job: Runnable, policy: str) -> None:
+        self.unplaced.append(job)
+        self.held[job.key] = _Hold(POLICY_NOT_FOUND, f"{POLICY_NOT_FOUND} - job queue '{job.queue}' names "
+                                                     f"scheduling policy '{policy}', which does not exist")
+
+    def _room_left(self) -> bool:
+        return self._room is None or not self._room.is_none()
 
     def _streams(self, jobs: list[Runnable]) -> list[tuple[_Stream, ShareOrder[Runnable] | None]]:
         fifo: list[Runnable] = []
@@ -280,9 +310,7 @@ class _Pass:
             if policy is None:
                 fifo.append(job)
             elif policy not in self.snapshot.policies:
-                self.unplaced.append(job)
-                self.held[job.key] = _Hold(POLICY_NOT_FOUND, f"{POLICY_NOT_FOUND} - job queue '{job.queue}' names "
-                                                             f"scheduling policy '{policy}', which does not exist")
+                self._policy_not_found(job, policy)
             else:
                 shared.setdefault(policy, []).append(job)
         streams: list[tuple[_Stream, ShareOrder[Runnable] | None]] = [(_InOrder(fifo), None)] if fifo else []
@@ -302,6 +330,9 @@ class _Pass:
                     took(cpu_milli)
                 else:
                     skip()
+                    if not self._room_left():  # the rest cannot fit either: no need to try each
+                        self._hold_all(only.rest())
+                        return
             return
         while streams:
             chosen: tuple[_Stream, ShareOrder[Runnable] | None] | None = None
@@ -319,6 +350,10 @@ class _Pass:
                 chosen[0].took(cpu_milli)
             else:
                 chosen[0].skip()
+                if not self._room_left():
+                    for pending, _ in streams:
+                        self._hold_all(pending.rest())
+                    return
 
     def _try(self, job: Runnable, order: ShareOrder[Runnable] | None) -> int:
         """Place what the caps allow of the job; the vCPU (milli) it was given."""
@@ -364,6 +399,37 @@ class _Pass:
             elif reserve and order is not None:
                 self.held[job.key] = _Hold(reserved=_reservation_note(job, order))
         return placed * job.request.cpu_milli if placed else 0
+
+
+class _Room:
+    """Whether any job of a level can still get anything: none can once every compute environment the
+    level may use has less vCPU free than its smallest request (usage only grows during a pass). Not
+    judged where computeReservation applies (its note in a job's reason needs the job tried)."""
+
+    def __init__(self, placer: _Placer, environments: tuple[str, ...], smallest_cpu_milli: int) -> None:
+        self._placer = placer
+        self._environments = environments
+        self._smallest = smallest_cpu_milli
+        self._checked_at = -1
+        self._none = False
+
+    @classmethod
+    def of(cls, jobs: list[Runnable], snapshot: Snapshot, placer: _Placer) -> _Room:
+        queues = {job.queue for job in jobs}
+        policies = (snapshot.policies.get(snapshot.queues[name].policy or "") for name in queues)
+        reserving = any(policy.compute_reservation for policy in policies if policy is not None)
+        smallest = 0 if reserving or not jobs else min(job.request.cpu_milli for job in jobs)
+        environments = {e for name in queues for e in snapshot.queues[name].environments}
+        environments.update(job.pinned_environment for job in jobs if job.pinned_environment is not None)
+        return cls(placer, tuple(sorted(environments)), smallest)
+
+    def is_none(self) -> bool:
+        if self._smallest <= 0 or self._none:
+            return self._none
+        if self._checked_at != self._placer.placed:
+            self._checked_at = self._placer.placed
+            self._none = not self._placer.has_cpu(self._environments, self._smallest)
+        return self._none
 
 
 def _reservation_note(job: Runnable, order: ShareOrder[Runnable]) -> str:
@@ -424,6 +490,16 @@ class _Placer:
         self._hopeless: set[tuple[tuple[str, ...], Resources, float]] = set()
         self._last_hopeless: tuple[tuple[str, ...] | None, Resources | None, float] = (None, None, 0.0)
         self._reduced: dict[tuple[str, float], Capacity] = {}
+        self.placed = 0  # placements so far: what was judged full stays so until this changes
+
+    def has_cpu(self, environments: tuple[str, ...], cpu_milli: int) -> bool:
+        """Whether an enabled one of `environments` has `cpu_milli` of vCPU free."""
+        for name in environments:
+            environment = self._environments.get(name)
+            if (environment is not None and environment.enabled
+                    and environment.capacity.cpu_milli - self._usage[name].cpu_milli >= cpu_milli):
+                return True
+        return False
 
     def place(self, job: Runnable, candidates: tuple[str, ...], wanted: int | None = None,
               reserve: float = 0.0) -> Placement | None:
@@ -465,6 +541,7 @@ class _Placer:
             self._full.add((name, job.request, reserve))
             return None
         self._usage[name] = used + (job.request if fitting == 1 else job.request.times(fitting))
+        self.placed += 1
         return Placement(job.key, name, fitting)
 
 
