@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "kubeconfig":
             print(cluster.kubeconfig_path())
         elif args.action == "build":
-            extra = (build.KUBELET, build.HELM, build.KARPENTER) if args.all else ()
+            extra = (build.KUBELET, build.HELM, build.KARPENTER, build.KUEUE) if args.all else ()
             build.ensure_built(build.DEFAULT_COMPONENTS + extra)
     except (cluster.ClusterError, build.BuildError, PoolConfigError, images.ImageError,
             realnode.RealNodeError) as exc:
