@@ -599,6 +599,10 @@ def kueue_up(state: Path | None = None) -> None:
     _say(f"kueue {build.KUEUE.version} ready in {time.monotonic() - started:.1f}s")
 
 
+def kueue_running(state: Path | None = None) -> bool:
+    return KUEUE.name in cluster_processes(state or state_dir()).values()
+
+
 def kueue_down(state: Path | None = None, timeout: float = 15) -> None:
     state = state or state_dir()
     pids = [pid for pid, name in cluster_processes(state).items() if name == KUEUE.name]
