@@ -231,7 +231,8 @@ def _build_karpenter(component: Component, go: str) -> None:
 
 def _build_kueue(component: Component, go: str) -> None:
     _run([go, "install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kueue/cmd/kueue@{component.version}"],
-         cache_root(), "compile kueue (about 10-20 min on 2 cores)", {"GOBIN": str(component.bin_dir), "CGO_ENABLED": "0"})
+         cache_root(), "compile kueue (about 10-20 min on 2 cores)",
+         {"GOBIN": str(component.bin_dir), "CGO_ENABLED": "0"})
     info = json.loads(_run([go, "mod", "download", "-json", f"sigs.k8s.io/kueue@{component.version}"],
                            cache_root(), "locate kueue's CRDs"))
     target = component.bin_dir / "crds"
