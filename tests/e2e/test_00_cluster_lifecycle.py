@@ -42,7 +42,7 @@ def test_up_twice_down_twice_and_repair(cluster: Cluster) -> None:
     assert "starting" not in second.stderr, "a second up must not restart running components"
 
     before = {pid: name for pid, name in local.cluster_processes().items()
-              if name not in local.realnode.PROCESS_NAMES and name != local.KARPENTER.name}
+              if name not in local.realnode.PROCESS_NAMES and name not in (local.KARPENTER.name, local.KUEUE.name)}
     assert sorted(before.values()) == sorted(c.name for c in local.COMPONENTS)
 
     scheduler_pid = next(pid for pid, name in before.items() if name == "kube-scheduler")

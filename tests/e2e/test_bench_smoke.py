@@ -58,3 +58,36 @@ def test_deep_queue_benchmark_on_a_fair_share_queue_reports_its_figures(
         assert isinstance(r[key], (int, float)) and r[key] > 0, (key, r.get(key))
     assert r["p4fs_cycles_observed"] > 0
     assert "p4_rss_mb" not in r  # the FIFO figures are not overwritten
+
+
+def test_p2_side_by_side_runs_plain_jobs_barge_and_kueue_within_the_quota(
+        crds: Cluster, operator_process: OperatorProcess | None) -> None:
+    if operator_process is None or not crds.local:
+        pytest.skip("runs its own operator and Kueue on the project's local cluster")
+    operator_process.stop()
+    bench.OUT_DIR.mkdir(parents=True, exist_ok=True)
+    runner = bench.Bench(crds.kubeconfig, bench.SMOKE)
+    try:
+        runner.p2_side_by_side()
+    finally:
+        runner.stop_operator()
+        operator_process.start()
+    r = runner.results
+    n = bench.SMOKE.p2side_jobs
+    assert r["p2side_jobs"] == n
+    for system in ("plain", "barge", "kueue"):
+        assert len(r[f"p2side_{system}_total_s_runs"]) == bench.SMOKE.p2side_repeats
+        assert r[f"p2side_{system}_quota_exceeded"] is False
+        assert 0 < r[f"p2side_{system}_peak_quota_cpu"] <= 50
+        # every job is at least one Job and one pod created: writes the API server counted
+        assert r[f"p2side_{system}_writes_per_job_by_resource"]["jobs"] >= 1, system
+        assert r[f"p2side_{system}_writes_per_job_by_resource"]["pods"] >= 1, system
+        assert r[f"p2side_{system}_cpu_ms_per_job"]["kube-apiserver"] > 0
+    assert r["p2side_kueue_writes_per_job_by_resource"]["workloads"] >= 1  # Kueue admitted them
+    assert r["p2side_barge_writes_per_job_by_resource"]["batchjobs"] >= 1
+    assert "kueue" in r["p2side_kueue_cpu_ms_per_job"] and "barge-operator" in r["p2side_barge_cpu_ms_per_job"]
+    assert r["p2_barge_over_plain"] > 0 and r["p2_barge_over_kueue"] > 0
+    from barge.dev import cluster
+
+    assert not cluster.kueue_running(), "the step stops Kueue when its phase ends"
+    print("\n" + bench.table(r))

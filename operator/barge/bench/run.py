@@ -8,10 +8,13 @@
 - P4 deep queue: many RUNNABLE jobs: operator peak RSS and scheduling-cycle p50/p95 (step p4fs: the
   same on a fair-share queue whose jobs spread over 100 share identifiers; figures p4fs_*).
 - P5 dependencies: a job's SUCCEEDED -> its dependent's RUNNABLE.
+- P2 side by side (step p2side): the same one-pod jobs as plain Jobs under a ResourceQuota, through Barge
+  and through Kueue, phases alternating; see side_by_side.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -32,6 +35,7 @@ import kubernetes
 import yaml
 
 from barge import __version__
+from barge.bench.side_by_side import SideBySide
 from barge.config import Settings
 from barge.core.states import GROUP, TERMINAL, VERSION
 from barge.dev import cluster, versions
@@ -51,12 +55,16 @@ class Sizes:
     p3_children: int
     p4_jobs: int
     p5_pairs: int
+    p2side_jobs: int
+    p2side_repeats: int
 
 
 FULL = Sizes(ceiling_pods=10_000, p1_jobs=1000, p1_repeats=5, p2_jobs=10_000, p3_children=100_000, p4_jobs=100_000,
-             p5_pairs=50)
-SMOKE = Sizes(ceiling_pods=40, p1_jobs=20, p1_repeats=1, p2_jobs=40, p3_children=300, p4_jobs=200, p5_pairs=3)
-QUICK = Sizes(ceiling_pods=1000, p1_jobs=300, p1_repeats=2, p2_jobs=1000, p3_children=10_000, p4_jobs=5000, p5_pairs=20)
+             p5_pairs=50, p2side_jobs=10_000, p2side_repeats=2)
+SMOKE = Sizes(ceiling_pods=40, p1_jobs=20, p1_repeats=1, p2_jobs=40, p3_children=300, p4_jobs=200, p5_pairs=3,
+              p2side_jobs=6, p2side_repeats=1)
+QUICK = Sizes(ceiling_pods=1000, p1_jobs=300, p1_repeats=2, p2_jobs=1000, p3_children=10_000, p4_jobs=5000, p5_pairs=20,
+              p2side_jobs=2000, p2side_repeats=2)
 
 
 def say(message: str) -> None:
@@ -422,6 +430,9 @@ class Bench:
                          "p2_jobs": n}
         self.cleanup(ns)
 
+    def p2_side_by_side(self) -> None:
+        self.results |= SideBySide(self, self.sizes.p2side_jobs, self.sizes.p2side_repeats).run()
+
     # --- P3 ------------------------------------------------------------------------------
 
     def p3_array(self) -> None:
@@ -612,6 +623,8 @@ TARGETS = {
     "p3_seconds_to_full_parallelism": ("<", 10), "p4_rss_mb": ("<", 500), "p4_cycle_p50_ms": ("<", 200),
     "p4_cycle_p95_ms": ("<", 200), "p5_release_p50_s": ("<", 1), "p5_release_p95_s": ("<", 1),
     "p4fs_rss_mb": ("<", 500), "p4fs_cycle_p50_ms": ("<", 200),
+    "p2_barge_over_plain": ("<=", 1.0), "p2_barge_over_kueue": ("<=", 0.5),
+    **{f"p2side_{system}_quota_exceeded": ("==", False) for system in ("plain", "barge", "kueue")},
 }
 
 
@@ -619,7 +632,7 @@ def meets(key: str, value: Any) -> str:
     if key not in TARGETS or not isinstance(value, (int, float)):
         return ""
     op, target = TARGETS[key]
-    ok = {">=": value >= target, "<": value < target, "==": value == target}[op]
+    ok = {">=": value >= target, "<=": value <= target, "<": value < target, "==": value == target}[op]
     return f"{'met' if ok else 'MISSED'} (target {op} {target})"
 
 
@@ -638,8 +651,11 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform(), "python": platform.python_version()}
 
 
-def run(quick: bool, only: list[str], out: Path, array_to_completion: bool = False) -> dict[str, Any]:
+def run(quick: bool, only: list[str], out: Path, array_to_completion: bool = False,
+        p2side_jobs: int | None = None, p2side_repeats: int | None = None) -> dict[str, Any]:
     sizes = QUICK if quick else FULL
+    sizes = dataclasses.replace(sizes, p2side_jobs=p2side_jobs or sizes.p2side_jobs,
+                                p2side_repeats=p2side_repeats or sizes.p2side_repeats)
     kubeconfig = cluster.up(cluster.default_options())
     subprocess.run([str(cluster.build.binary("kubectl")), f"--kubeconfig={kubeconfig}", "apply", "-f",
                     str(ROOT / "crds")], check=True, capture_output=True)
@@ -654,7 +670,7 @@ def run(quick: bool, only: list[str], out: Path, array_to_completion: bool = Fal
     # P3 last: with --array-to-completion it is by far the longest step.
     steps = {"ceiling": bench.ceiling, "p1": bench.p1_dispatch, "p2": bench.p2_admission,
              "p4": bench.p4_deep_queue, "p4fs": lambda: bench.p4_deep_queue(shares=P4_SHARES),
-             "p5": bench.p5_dependencies, "p3": bench.p3_array}
+             "p5": bench.p5_dependencies, "p2side": bench.p2_side_by_side, "p3": bench.p3_array}
     try:
         for name, step in steps.items():
             if (only and name not in only) or (not only and name in OPT_IN):

@@ -44,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions.add_parser("status", help="show which components run, as JSON")
     actions.add_parser("kubeconfig", help="print the path of the cluster's kubeconfig")
     build_cmd = actions.add_parser("build", help="build the binaries into the cache only")
-    build_cmd.add_argument("--all", action="store_true", help="also kubelet (the real node), helm and karpenter")
+    build_cmd.add_argument("--all", action="store_true", help="also kubelet (the real node), helm, karpenter and kueue")
     build_cmd.add_argument("--only", type=_component_names, metavar="NAMES",
                            help=f"comma-separated subset of {','.join(c.name for c in build.ALL_COMPONENTS)}")
     helm = dev_sub.add_parser("helm", help="run the project's pinned helm (built once) against the local cluster",

@@ -10,6 +10,16 @@ from barge import __version__
 from barge.cli import dev, imports, jobs
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="barge", description="AWS Batch's job model on Kubernetes.")
     parser.add_argument("--version", action="version", version=f"barge {__version__}")
@@ -43,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         "lifted to 5000 QPS), runs the operator as a local process and prints every figure as a table "
         "and as JSON.", epilog="example: barge bench --quick --only p1,p5")
     bench.add_argument("--quick", action="store_true", help="smaller sizes (minutes instead of an hour)")
-    bench.add_argument("--only", default="", help="comma-separated subset of ceiling,p1,p2,p3,p4,p4fs,p5")
+    bench.add_argument("--only", default="", help="comma-separated subset of ceiling,p1,p2,p2side,p3,p4,p4fs,p5")
+    bench.add_argument("--p2side-jobs", type=positive_int, default=None,
+                       help="jobs per phase of the p2side step (default: 2000 with --quick, else 10000)")
+    bench.add_argument("--p2side-repeats", type=positive_int, default=None,
+                       help="turns of the p2side step's three phases (default 2)")
     bench.add_argument("--array-to-completion", action="store_true",
                        help="P3 also runs the whole array to its end (hours at full size)")
     from barge.bench.run import OUT_DIR
@@ -68,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         from barge.bench.run import run
 
-        run(args.quick, [s for s in args.only.split(",") if s], args.out, args.array_to_completion)
+        run(args.quick, [s for s in args.only.split(",") if s], args.out, args.array_to_completion,
+            args.p2side_jobs, args.p2side_repeats)
         return 0
     if args.command == "console":
         from barge.console.server import run as run_console

@@ -57,8 +57,11 @@ HELM = Component("helm", versions.HELM, ("helm",))
 # Karpenter's kwok provider and the CRDs it serves (NodePool, NodeClaim, NodeOverlay, KWOKNodeClass).
 KARPENTER = Component("karpenter", versions.KARPENTER, ("karpenter", "crds/karpenter.sh_nodepools.yaml",
                                                         "crds/karpenter.kwok.sh_kwoknodeclasses.yaml"))
+# Kueue and the CRDs it serves (ResourceFlavor, ClusterQueue, LocalQueue, Workload, ...), for the benchmark.
+KUEUE = Component("kueue", versions.KUEUE, ("kueue", "crds/kueue.x-k8s.io_clusterqueues.yaml",
+                                            "crds/kueue.x-k8s.io_workloads.yaml"))
 DEFAULT_COMPONENTS = (CONTROL_PLANE, ETCD, KWOK)
-ALL_COMPONENTS = (CONTROL_PLANE, KUBELET, ETCD, KWOK, HELM, KARPENTER)
+ALL_COMPONENTS = (CONTROL_PLANE, KUBELET, ETCD, KWOK, HELM, KARPENTER, KUEUE)
 
 
 def binary(name: str) -> Path:
@@ -232,9 +235,22 @@ def _build_karpenter(component: Component, go: str) -> None:
         (target / crd.name).chmod(0o644)
 
 
+def _build_kueue(component: Component, go: str) -> None:
+    _run([go, "install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kueue/cmd/kueue@{component.version}"],
+         cache_root(), "compile kueue (about 10-20 min on 2 cores)",
+         {"GOBIN": str(component.bin_dir), "CGO_ENABLED": "0"})
+    info = json.loads(_run([go, "mod", "download", "-json", f"sigs.k8s.io/kueue@{component.version}"],
+                           cache_root(), "locate kueue's CRDs"))
+    target = component.bin_dir / "crds"
+    target.mkdir(exist_ok=True)
+    for crd in (Path(info["Dir"]) / "config/components/crd/bases").glob("*.yaml"):
+        (target / crd.name).write_bytes(crd.read_bytes())
+        (target / crd.name).chmod(0o644)  # the module cache is read-only
+
+
 _BUILDERS = {"kubernetes": _build_kubernetes, "kubelet": _build_kubernetes,
              "etcd": _build_etcd, "kwok": _build_kwok, "helm": _build_helm,
-             "karpenter": _build_karpenter}
+             "karpenter": _build_karpenter, "kueue": _build_kueue}
 
 
 def ensure_built(components: tuple[Component, ...] = DEFAULT_COMPONENTS) -> None:

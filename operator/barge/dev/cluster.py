@@ -37,6 +37,7 @@ ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379 + PORT_OFFSET, 2380 + PORT_OFFSET
 APISERVER_PORT = 6443 + PORT_OFFSET
 CONTROLLER_MANAGER_PORT, SCHEDULER_PORT, KWOK_PORT = 10257 + PORT_OFFSET, 10259 + PORT_OFFSET, 10247 + PORT_OFFSET
 KARPENTER_METRICS_PORT, KARPENTER_HEALTH_PORT = 10282 + PORT_OFFSET, 10283 + PORT_OFFSET
+KUEUE_HEALTH_PORT, KUEUE_WEBHOOK_PORT = 10284 + PORT_OFFSET, 10285 + PORT_OFFSET
 
 
 class ClusterError(RuntimeError):
@@ -256,7 +257,7 @@ def cluster_processes(state: Path | None = None) -> dict[int, str]:
         argv = _cmdline(int(entry.name))
         if argv and any(marker in arg for arg in argv[1:]):
             name = Path(argv[0]).name
-            if any(c.name == name for c in (*COMPONENTS, KARPENTER)) or name in realnode.PROCESS_NAMES:
+            if any(c.name == name for c in (*COMPONENTS, KARPENTER, KUEUE)) or name in realnode.PROCESS_NAMES:
                 found[int(entry.name)] = name
     return found
 
@@ -522,6 +523,99 @@ def karpenter_up(state: Path) -> None:
 
 def karpenter_running(state: Path | None = None) -> bool:
     return KARPENTER.name in cluster_processes(state or state_dir()).values()
+
+
+# --- Kueue (a yardstick for the benchmark, never part of Barge) ---------------------------------------
+
+# Kueue reads its metrics server's certificate from this fixed path whenever its internal certificate
+# management is off; nothing connects to that server (its metrics are disabled), but the file must exist.
+KUEUE_METRICS_CERTS = Path("/etc/kueue/metrics/certs")
+# Its client is lifted to the same rate limits as the cluster's controllers (Kueue ships 20 QPS).
+KUEUE_CLIENT_QPS = 5000
+
+
+def kueue_config(state: Path) -> dict[str, Any]:
+    """Kueue's Configuration: Jobs only, no webhooks called (Jobs arrive suspended with their queue
+    label), no certificate management, no leader election, every endpoint on 127.0.0.1."""
+    return {
+        "apiVersion": "config.kueue.x-k8s.io/v1beta2", "kind": "Configuration", "namespace": "kueue-system",
+        "health": {"healthProbeBindAddress": f"{HOST}:{KUEUE_HEALTH_PORT}"},
+        "metrics": {"bindAddress": "0"},
+        "webhook": {"host": HOST, "port": KUEUE_WEBHOOK_PORT, "certDir": str(state / "kueue" / "certs")},
+        "leaderElection": {"leaderElect": False},
+        "internalCertManagement": {"enable": False},
+        "manageJobsWithoutQueueName": False,
+        "clientConnection": {"qps": KUEUE_CLIENT_QPS, "burst": KUEUE_CLIENT_QPS},
+        "integrations": {"frameworks": ["batch/job"]},
+        "featureGates": {"VisibilityOnDemand": False},
+    }
+
+
+def _kueue_argv(state: Path, _: Options) -> list[str]:
+    return [str(build.binary("kueue")), f"--config={state / 'kueue' / 'config.yaml'}", "--zap-log-level=error"]
+
+
+def _kueue_ready(_: Path) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{KUEUE_HEALTH_PORT}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+KUEUE = Component("kueue", (KUEUE_HEALTH_PORT, KUEUE_WEBHOOK_PORT), _kueue_argv, _kueue_ready,
+                  env=lambda state: {"KUBECONFIG": str(state / "kubeconfig")})
+
+
+def _kueue_certificates(state: Path) -> None:
+    """A serving certificate for Kueue's webhook server (it starts one even when no webhook is
+    registered with the API server) and for its metrics server's fixed path."""
+    if not (state / "certs" / "kueue.crt").is_file():
+        certs.issue(state / "certs", "kueue", "kueue", server_names=("localhost",), server_ips=(HOST,))
+    for folder in (state / "kueue" / "certs", KUEUE_METRICS_CERTS):
+        if not (folder / "tls.crt").is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            for kind in ("crt", "key"):
+                (folder / f"tls.{kind}").write_bytes((state / "certs" / f"kueue.{kind}").read_bytes())
+                (folder / f"tls.{kind}").chmod(0o600)
+
+
+def kueue_up(state: Path | None = None) -> None:
+    """Kueue's CRDs, then Kueue itself out of cluster against the running API server."""
+    state = state or state_dir()
+    started = time.monotonic()
+    build.ensure_built((build.KUEUE,))
+    crds = build.binary("kueue").parent / "crds"
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", *[
+        f"crd/{path.name.removesuffix('.yaml').split('_', 1)[1]}.{path.name.split('_', 1)[0]}"
+        for path in sorted(crds.glob("*.yaml"))])
+    _kueue_certificates(state)
+    (state / "kueue" / "config.yaml").write_text(yaml.safe_dump(kueue_config(state)))
+    if KUEUE.name not in cluster_processes(state).values():
+        _say("starting kueue")
+        _start(KUEUE, state, Options(pools=PoolConfig(pools=[])))
+    _wait_ready(KUEUE, state, timeout=120)
+    _say(f"kueue {build.KUEUE.version} ready in {time.monotonic() - started:.1f}s")
+
+
+def kueue_running(state: Path | None = None) -> bool:
+    return KUEUE.name in cluster_processes(state or state_dir()).values()
+
+
+def kueue_down(state: Path | None = None, timeout: float = 15) -> None:
+    state = state or state_dir()
+    pids = [pid for pid, name in cluster_processes(state).items() if name == KUEUE.name]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(p in cluster_processes(state) for p in pids):
+        time.sleep(0.1)
+    for pid in cluster_processes(state):
+        if pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 # --- the real node --------------------------------------------------------------------------------
