@@ -59,8 +59,8 @@ def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
                         "(env BARGE_FINISHED_JOB_RETENTION)")
     parser.add_argument("--kubernetes-job-ttl", type=int,
                         default=int(_env("KUBERNETES_JOB_TTL", str(d.kubernetes_job_ttl_seconds))),
-                        help="ttlSecondsAfterFinished of the Kubernetes Jobs Barge creates; the "
-                        "BatchJob keeps its status after they are gone (env BARGE_KUBERNETES_JOB_TTL)")
+                        help="seconds after a job finished that Barge deletes its Kubernetes Jobs and "
+                        "pods; the BatchJob keeps its status after they are gone (env BARGE_KUBERNETES_JOB_TTL)")
     parser.add_argument("--placement-report-seconds", type=float,
                         default=float(_env("PLACEMENT_REPORT_SECONDS", str(d.placement_report_seconds))),
                         help="longest a placed job waits for its pod before STARTING is written; the "

@@ -19,7 +19,7 @@ import urllib3
 from kubernetes.client.rest import ApiException
 
 from barge import metrics
-from barge.core.states import ATTEMPT_LABEL, GROUP, JOB_ID_LABEL, VERSION
+from barge.core.states import ATTEMPT_LABEL, GROUP, JOB_ID_LABEL, MANAGED_BY, VERSION
 
 log = logging.getLogger("barge.kube")
 MERGE_PATCH = "application/merge-patch+json"
@@ -219,7 +219,7 @@ class Kube:
                 return None
             raise
 
-    async def _create(self, resource: str, fn: Callable[[str, dict[str, Any]], None], manifest: dict[str, Any]) -> bool:
+    async def _create(self, resource: str, fn: Callable[[str, dict[str, Any]], Any], manifest: dict[str, Any]) -> bool:
         """Create an object; False when one of that name already exists (names are deterministic)."""
         try:
             await self._call("create", resource, fn, manifest["metadata"]["namespace"], manifest)
@@ -229,21 +229,23 @@ class Kube:
                 return False
             raise
 
-    def _poster(self, resource: str) -> Callable[[str, dict[str, Any]], None]:
-        """POST a manifest as it is. The client's typed create methods validate a plain dict into the
-        client's pydantic model and dump it back: a fifth of the operator's CPU per dispatched job."""
+    def _poster(self, resource: str) -> Callable[[str, dict[str, Any]], bytes]:
+        """POST a manifest as it is; returns the answer's body. The client's typed create methods
+        validate a plain dict into the client's pydantic model and dump it back: a fifth of the
+        operator's CPU per dispatched job."""
         path = CREATE_PATHS[resource]
 
-        def call(namespace: str, manifest: dict[str, Any]) -> None:
+        def call(namespace: str, manifest: dict[str, Any]) -> bytes:
             request = self._api.param_serialize(
                 method="POST", resource_path=path, path_params={"namespace": namespace},
                 header_params={"Accept": "application/json", "Content-Type": "application/json"},
                 body=manifest, auth_settings=["BearerToken"])
             response = self._api.call_api(*request)
             try:
-                response.read()
+                data = response.read()
                 if not 200 <= response.status <= 299:
                     raise ApiException.from_response(http_resp=response, body=None, data=None)
+                return data or b""
             finally:
                 response.response.release_conn()
         return call
@@ -261,6 +263,20 @@ class Kube:
                 raise
             created = await self._call("get", "jobs", self.batch.read_namespaced_job, name, namespace)
         return self._api.sanitize_for_serialization(created)
+
+    async def create_job_uid(self, manifest: dict[str, Any]) -> tuple[str, bool]:
+        """Create a Kubernetes Job (posted as it is, as create_job) or find the one of that name;
+        returns its uid and whether Barge manages it (spec.managedBy)."""
+        namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        try:
+            body = json.loads(await self._call("create", "jobs", self._poster("jobs"), namespace, manifest) or b"{}")
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            body = self._api.sanitize_for_serialization(
+                await self._call("get", "jobs", self.batch.read_namespaced_job, name, namespace))
+        return (str((body.get("metadata") or {}).get("uid") or ""),
+                (body.get("spec") or {}).get("managedBy") == MANAGED_BY)
 
     async def create_pod(self, manifest: dict[str, Any]) -> bool:
         return await self._create("pods", self._poster("pods"), manifest)

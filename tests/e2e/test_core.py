@@ -47,6 +47,13 @@ def test_job_runs_through_every_state_with_env_params_and_placement(barge: Barge
     pods = barge.cluster.core.list_namespaced_pod(
         barge.namespace, label_selector=f"barge.dev/job-id={status['jobId']}").items
     assert len(pods) == 1
+    # Barge creates the pod itself under the Job it manages, named and labelled as the Job controller would
+    kube_job = kube_jobs[0].metadata
+    assert kube_jobs[0].spec.managed_by == "barge.dev/operator"
+    assert pods[0].metadata.name == attempt["podName"] and attempt["podName"].startswith(f"{kube_job.name}-")
+    [pod_owner] = pods[0].metadata.owner_references
+    assert (pod_owner.kind, pod_owner.name, pod_owner.uid) == ("Job", kube_job.name, kube_job.uid)
+    assert pods[0].metadata.labels["job-name"] == kube_job.name
     container = pods[0].spec.containers[0]
     assert container.command == ["sh", "-c", "render 42 h264 Ref::unknown"]
     env = {e.name: e.value for e in container.env}

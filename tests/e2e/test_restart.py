@@ -50,6 +50,25 @@ def test_finished_jobs_are_deleted_after_the_retention(barge: Barge, process: Op
         process.restart()
 
 
+def test_a_finished_jobs_kubernetes_job_and_pod_are_deleted_after_the_ttl(
+        barge: Barge, process: OperatorProcess) -> None:
+    """Barge manages one-pod jobs' Jobs, so the TTL controller never sees them finish: Barge deletes
+    them (and so their pods) --kubernetes-job-ttl after the job finished; the BatchJob keeps its status."""
+    ce, jq = barge.name("ce"), barge.name("q")
+    barge.apply(compute_environment(ce, 4), job_queue(jq, [ce]), job_definition("work"))
+    process.restart(BARGE_KUBERNETES_JOB_TTL="2")
+    try:
+        barge.apply(batch_job("tidy", "work", jq))
+        status = barge.wait_state("tidy", "SUCCEEDED")
+        selector = f"barge.dev/job-id={status['jobId']}"
+        eventually(lambda: not barge.cluster.batch.list_namespaced_job(barge.namespace, label_selector=selector).items
+                   and not barge.cluster.core.list_namespaced_pod(barge.namespace, label_selector=selector).items,
+                   60, message="the finished job's Kubernetes Job and pod to be deleted after 2 s")
+        assert barge.status("tidy")["attempts"] == status["attempts"]
+    finally:
+        process.restart()
+
+
 def test_unschedulable_pod_says_why_in_the_reason(barge: Barge) -> None:
     ce, jq = barge.name("ce"), barge.name("q")
     nowhere = compute_environment(ce, 4)

@@ -8,7 +8,7 @@ import json
 import pytest
 from kubernetes.client.rest import ApiException
 
-from barge.controller.jobs import refusal
+from barge.controller.jobs import PodRefused, quota_exceeded, refusal
 
 
 def api_error(status: int, body: str | None, reason: str = "Unprocessable Entity") -> ApiException:
@@ -34,3 +34,16 @@ def test_the_reason_is_the_servers_message_on_one_line(error: ApiException, expe
 def test_a_long_message_is_cut_to_the_status_reason_limit() -> None:
     error = api_error(422, json.dumps({"message": "x" * 5000}))
     assert len(refusal(error)) == 1024
+
+
+def test_a_refused_pod_says_pod() -> None:
+    error = PodRefused(api_error(403, json.dumps({"message": 'pods "j-1-bcdfg" is forbidden: violates PodSecurity'}),
+                                 reason="Forbidden"))
+    assert refusal(error) == 'Kubernetes refused the pod: pods "j-1-bcdfg" is forbidden: violates PodSecurity'
+    assert not quota_exceeded(error)
+
+
+def test_a_namespace_quota_is_waited_for_not_a_refusal() -> None:
+    body = json.dumps({"message": 'pods "j-1-bcdfg" is forbidden: exceeded quota: q, requested: cpu=1'})
+    assert quota_exceeded(PodRefused(api_error(403, body, reason="Forbidden")))
+    assert not quota_exceeded(api_error(422, body))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -131,3 +132,37 @@ def test_tags_stay_on_the_job_without_propagate_tags() -> None:
     resolved = resolve({**DEFINITION, "tags": {"team": "render"}}, {"tags": {"app": "x"}})
     assert resolved.labels == {} and "barge.dev/tags" not in (resolved.template.get("metadata") or {}).get(
         "annotations", {})
+
+
+def test_one_pod_job_is_managed_by_barge_and_its_pod_is_the_templates_owned_by_the_job() -> None:
+    resolved = resolve(DEFINITION, {})
+    placement = _placement()
+    job = manifests.kubernetes_job(resolved, placement)
+    assert job["spec"]["managedBy"] == "barge.dev/operator"  # the Job controller leaves it to Barge
+    assert "ttlSecondsAfterFinished" not in job["spec"]  # Barge deletes it after the TTL itself
+    assert (job["spec"]["completions"], job["spec"]["parallelism"], job["spec"]["backoffLimit"]) == (1, 1, 0)
+    pod = manifests.single_pod(job, "job-uid", placement)
+    assert pod["metadata"]["namespace"] == "ns"
+    assert pod["metadata"]["ownerReferences"] == [{"apiVersion": "batch/v1", "kind": "Job", "name": "render-7-2",
+                                                   "uid": "job-uid", "controller": True, "blockOwnerDeletion": True}]
+    labels = pod["metadata"]["labels"]
+    assert labels["barge.dev/job-id"] == "uid-1" and labels["barge.dev/attempt"] == "2"
+    assert labels["job-name"] == labels["batch.kubernetes.io/job-name"] == "render-7-2"
+    assert labels["controller-uid"] == labels["batch.kubernetes.io/controller-uid"] == "job-uid"
+    assert pod["spec"] == job["spec"]["template"]["spec"]  # the env, placement and restartPolicy of the Job's
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["AWS_BATCH_JOB_ID"] == "uid-1" and env["AWS_BATCH_JOB_ATTEMPT"] == "2"
+
+
+GENERATED = re.compile(r"^[bcdfghjklmnpqrstvwxz2456789]{5}$")
+
+
+@pytest.mark.parametrize("job_name", ["render-7-2", "x" * 63, "a-" * 30 + "b-1"])
+def test_one_pod_jobs_pod_name_has_the_job_controllers_shape_and_is_deterministic(job_name: str) -> None:
+    name = manifests.single_pod_name(job_name, "uid-1", 2)
+    assert name == manifests.single_pod_name(job_name, "uid-1", 2)
+    assert name.startswith(f"{job_name}-"[:58]) and len(name) == min(len(job_name) + 1, 58) + 5 <= 63
+    assert GENERATED.match(name[-5:])
+    assert manifests.single_pod_name(job_name, "uid-2", 2) != name  # a BatchJob recreated under the same name
+    assert manifests.single_pod_name(job_name, "uid-1", 3) != name
+

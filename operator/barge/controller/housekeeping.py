@@ -1,6 +1,6 @@
 """Work that time alone makes due: attempts past their timeout, containers that cannot start past
 their grace period, finished BatchJobs past their retention, and the Kubernetes Jobs of finished
-arrays (the TTL controller never sees those finish)."""
+jobs (Barge manages them: the TTL controller never sees those finish)."""
 
 from __future__ import annotations
 
@@ -46,14 +46,13 @@ class Housekeeping:
                 elif (rules.array_size(record) is not None and now - stopped > self.settings.kubernetes_job_ttl_seconds
                       and self.store.kube_jobs(record.uid)):
                     work.append(self.kube.delete_job(record.namespace, manifests.array_job_name(record.name)))
-                elif (record.resolved.nodes is not None and now - stopped > self.settings.kubernetes_job_ttl_seconds
-                      and self.store.kube_jobs(record.uid)):
-                    work.extend(self._delete_gang_jobs(record))
+                elif now - stopped > self.settings.kubernetes_job_ttl_seconds and self.store.has_kube_jobs(record.uid):
+                    work.extend(self._delete_attempt_jobs(record))
         await asyncio.gather(*work)
 
-    def _delete_gang_jobs(self, record: JobRecord) -> list[Any]:
-        """A finished multi-node job's Jobs (one per attempt; the TTL controller never sees them finish).
-        They are not watched: forgotten here once asked to go."""
+    def _delete_attempt_jobs(self, record: JobRecord) -> list[Any]:
+        """A finished one-pod or multi-node job's Jobs (one per attempt; Barge manages them, so the
+        TTL controller never sees them finish). They are not watched: forgotten here once asked to go."""
         work = []
         for kube_job in self.store.kube_jobs(record.uid):
             self.store.forget_owned("jobs", record.uid, kube_job.name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from barge import metrics
 from barge.config import Settings
@@ -20,7 +21,7 @@ from barge.core import gangs, manifests
 from barge.core import job as rules
 from barge.core.jobstatus import JobStatusPatch
 from barge.core.lifecycle import PodObservation
-from barge.core.states import RUNNING, TERMINAL, UNADMITTED
+from barge.core.states import MANAGED_BY, RUNNING, TERMINAL, UNADMITTED
 
 log = logging.getLogger("barge.jobs")
 # Answers to a Job create that are about the Job itself (invalid, forbidden, namespace gone): the job fails.
@@ -131,10 +132,10 @@ class Jobs:
     async def _follow_attempt(self, record: JobRecord) -> None:
         kube_job = rules.current_kube_job(record, self.store.kube_jobs(record.uid))
         pod = self._current_pod(record)
-        if kube_job is None and pod is None:
-            await self._ensure_kube_job(record)
-            return
         gang = record.resolved.nodes is not None
+        if pod is None and (kube_job is None or (kube_job.managed and not gang)):
+            await self._ensure_kube_job(record)  # and, for a one-pod job, its pod
+            return
         nodes_patch: JobStatusPatch = {}
         if gang:
             pods = self.store.pods(record.uid)
@@ -165,7 +166,8 @@ class Jobs:
             await self.status.write(record, {**nodes_patch, **(patch or {})})
 
     async def _ensure_kube_job(self, record: JobRecord) -> None:
-        """Placed but no Kubernetes Job seen: create it (after a restart between our two writes)."""
+        """Placed but no Kubernetes Job (or, for a one-pod job, no pod) seen: create it (after a
+        restart between our two writes, or between creating the Job and its pod)."""
         if f"{record.namespace}/{rules.kube_job_name(record)}" in self._created:
             return
         name = str(record.status.get("computeEnvironment"))
@@ -184,19 +186,31 @@ class Jobs:
         self._created.add(guard)
         try:
             if record.resolved.nodes is None:
-                await self.kube.create_job(manifest)
+                await self._create_single(record, manifest, where)
             else:  # its pods are Barge's to create, owned by it: keep its uid (gang Jobs are not watched)
                 self.store.remember_kube_job(await self.kube.create_job_returning(manifest))
                 self.router.request_reconcile(record.key)
         except Exception as exc:
-            if getattr(exc, "status", None) in REFUSALS:
-                log.warning("creating the Kubernetes Job of %s failed: %s", record.key, exc)
+            if getattr(exc, "status", None) in REFUSALS and not quota_exceeded(exc):
+                log.warning("creating the Kubernetes Job or pod of %s failed: %s", record.key, exc)
                 await self.status.write(record, rules.fail(refusal(exc), self.clock()))
                 return
             # A timeout or a busy apiserver says nothing about the job: try again shortly.
             log.warning("creating the Kubernetes Job of %s failed, retrying: %s", record.key, exc)
             self._created.discard(guard)
             self.router.reconcile_later(record.key, CREATE_RETRY_SECONDS)
+
+    async def _create_single(self, record: JobRecord, manifest: dict[str, Any], where: manifests.Placement) -> None:
+        """A one-pod job's Job, then its pod (which only the Job's uid lets us own). The Job is
+        remembered (one-pod Jobs are not watched) so that housekeeping deletes it after the TTL."""
+        uid, managed = await self.kube.create_job_uid(manifest)
+        self.store.remember_kube_job(_with_uid(manifest, uid, managed))
+        if not managed:  # a Job an earlier version of Barge left to the Job controller gets its pod there
+            return
+        try:
+            await self.kube.create_pod(manifests.single_pod(manifest, uid, where))
+        except Exception as exc:
+            raise PodRefused(exc) from exc
 
     def finished(self, record: JobRecord) -> None:
         """A job has just become SUCCEEDED or FAILED: what depends on it looks again."""
@@ -207,12 +221,35 @@ class Jobs:
             self.router.request_reconcile(key)
 
 
+def _with_uid(manifest: dict[str, Any], uid: str, managed: bool) -> dict[str, Any]:
+    """What the store keeps of a Job just created (or found): its metadata with the server's uid."""
+    spec = {"managedBy": MANAGED_BY} if managed else {}
+    return {"metadata": {**manifest["metadata"], "uid": uid}, "spec": spec}
+
+
+def quota_exceeded(exc: Exception) -> bool:
+    """A ResourceQuota of the namespace refused the pod for now (403 "exceeded quota"): it is
+    tried again, as the Job controller would, rather than failing the job."""
+    return getattr(exc, "status", None) == 403 and "exceeded quota" in str(getattr(exc, "body", "") or "")
+
+
+class PodRefused(Exception):
+    """A one-pod job's pod create failed (its Job was created); the API server's answer, if any."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__(str(exc))
+        self.status = getattr(exc, "status", None)
+        self.body = getattr(exc, "body", None)
+        self.reason = getattr(exc, "reason", None)
+
+
 def refusal(exc: Exception) -> str:
-    """The API server's own message for a refused Job, on one line (its answer is a JSON Status)."""
+    """The API server's own message for a refused Job or pod, on one line (its answer is a JSON Status)."""
+    what = "pod" if isinstance(exc, PodRefused) else "Job"
     body = getattr(exc, "body", None)
     try:
         message = str(json.loads(body).get("message") or "") if body else ""
     except (ValueError, AttributeError):
         message = ""
     message = " ".join((message or getattr(exc, "reason", "") or str(exc)).split())
-    return f"Kubernetes refused the Job: {message}"[:1024]
+    return f"Kubernetes refused the {what}: {message}"[:1024]

@@ -19,6 +19,7 @@ from barge.core.states import (
     COMPLETION_INDEX_ANNOTATION,
     ENVIRONMENT_ANNOTATION,
     ESSENTIAL_CONTAINER_EXITED,
+    MANAGED_BY,
     STARTING,
 )
 from barge.core.times import parse_time
@@ -84,6 +85,7 @@ class KubeJobObservation:
     failed_reason: str | None = None
     failed_message: str | None = None
     complete: bool = False
+    managed: bool = False  # spec.managedBy Barge: its pods are Barge's to create
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ def observe_kube_job(job: dict[str, Any]) -> KubeJobObservation:
         failed_reason=failed.get("reason") if failed else None,
         failed_message=failed.get("message") if failed else None,
         complete=complete,
+        managed=(job.get("spec") or {}).get("managedBy") == MANAGED_BY,
     )
 
 

@@ -79,7 +79,49 @@ def kubernetes_job(resolved: Resolved, p: Placement) -> dict[str, Any]:
     """The Kubernetes Job of one attempt (a multi-node job's: gang_job)."""
     if resolved.nodes is not None:
         return gang_job(resolved, p)
-    return _kubernetes_job(resolved, p)
+    manifest = _kubernetes_job(resolved, p)
+    if not p.array_size:
+        # Barge creates the attempt's one pod itself (single_pod): waiting for the Job controller
+        # to create it took seconds per job while the job already held its quota.
+        manifest["spec"]["managedBy"] = MANAGED_BY
+        manifest["spec"].pop("ttlSecondsAfterFinished", None)  # the TTL controller never sees it finish
+    return manifest
+
+
+# The API server's generateName: at most 58 characters of the base, then 5 of this alphabet.
+_GENERATED_NAME_BASE = 58
+_GENERATED_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def single_pod_name(job_name: str, job_id: str, attempt: int) -> str:
+    """The name the Job controller would give the attempt's pod (`<Job>-<5 characters>`), but
+    deterministic: a restarted operator finds the pod it created and never creates a second one.
+    The characters come from the BatchJob's uid, so a BatchJob recreated under the same name does
+    not meet its predecessor's pod."""
+    digest = hashlib.sha256(f"{job_id}/{attempt}".encode()).digest()
+    suffix = "".join(_GENERATED_ALPHABET[b % len(_GENERATED_ALPHABET)] for b in digest[:5])
+    return f"{job_name}-"[:_GENERATED_NAME_BASE] + suffix
+
+
+def single_pod(job: dict[str, Any], job_uid: str, p: Placement) -> dict[str, Any]:
+    """The pod of a one-pod job's attempt, from its Job (`kubernetes_job`, created with uid `job_uid`):
+    the Job's template with the labels the Job controller gives its pods, owned by the Job, so that
+    deleting the Job (terminate, timeout, clean-up) deletes the pod."""
+    template = json_copy(job["spec"]["template"])
+    job_name = job["metadata"]["name"]
+    metadata = template.get("metadata") or {}
+    labels = {**(metadata.get("labels") or {}), "batch.kubernetes.io/controller-uid": job_uid,
+              "controller-uid": job_uid, "batch.kubernetes.io/job-name": job_name, "job-name": job_name}
+    pod_metadata: dict[str, Any] = {
+        "name": single_pod_name(job_name, p.job_id, p.attempt),
+        "namespace": p.namespace,
+        "labels": labels,
+        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": job_uid,
+                             "controller": True, "blockOwnerDeletion": True}],
+    }
+    if metadata.get("annotations"):
+        pod_metadata["annotations"] = metadata["annotations"]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_metadata, "spec": template["spec"]}
 
 
 def _kubernetes_job(resolved: Resolved, p: Placement) -> dict[str, Any]:
