@@ -1,0 +1,109 @@
+"""Admission that knows the room: an UNMANAGED environment whose quota (64 vCPU) is larger than its
+nodes (16 vCPU) admits only what the nodes hold, so no Barge pod ever waits Unschedulable for lack of
+room; every job still succeeds, and the waiting jobs say the nodes, not the quota, are the limit."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import kubernetes
+import pytest
+
+from barge.dev.pools import Pool, node_manifest
+from tests.e2e.barge_objects import Barge, batch_job, compute_environment, job_definition, job_queue
+from tests.e2e.kube import Cluster, eventually
+
+pytestmark = pytest.mark.e2e
+
+NODES, NODE_VCPUS = 4, 4
+
+
+@pytest.fixture
+def own_nodes(barge: Barge) -> Iterator[str]:
+    """Kwok nodes of a pool only this test's environment selects (others' nodes never match); removed after."""
+    cluster = barge.cluster
+    pool = Pool(name=f"room-{barge.namespace}", nodes=NODES,
+                capacity={"cpu": str(NODE_VCPUS), "memory": "16Gi", "pods": "110"})
+    for name in pool.node_names():
+        cluster.core.create_node(node_manifest(pool, name))
+    try:
+        eventually(lambda: all(_ready(cluster, n) for n in pool.node_names()), 60, message="own kwok nodes Ready")
+        yield pool.name
+    finally:
+        for name in pool.node_names():
+            try:
+                cluster.core.delete_node(name)
+            except kubernetes.client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+def _ready(cluster: Cluster, name: str) -> bool:
+    conditions = cluster.core.read_node(name).status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+class PodWatch:
+    """Every update of the namespace's pods, from a watch: which ever had PodScheduled False
+    (Unschedulable), and the most pods on nodes at once."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster, self.namespace = cluster, namespace
+        self.unschedulable: dict[str, str] = {}
+        self.bound: set[str] = set()
+        self.peak_bound = 0
+        self._watch = kubernetes.watch.Watch()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for event in self._watch.stream(self.cluster.core.list_namespaced_pod, self.namespace, timeout_seconds=300):
+            pod = event["object"]
+            for condition in pod.status.conditions or []:
+                if condition.type == "PodScheduled" and condition.status == "False":
+                    self.unschedulable[pod.metadata.name] = f"{condition.reason}: {condition.message}"
+            name = pod.metadata.name
+            if pod.spec.node_name and pod.status.phase in ("Pending", "Running") and event["type"] != "DELETED":
+                self.bound.add(name)
+            else:
+                self.bound.discard(name)
+            self.peak_bound = max(self.peak_bound, len(self.bound))
+
+    def __enter__(self) -> PodWatch:
+        self._thread.start()
+        time.sleep(0.5)  # the watch is open before the first job is submitted
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._watch.stop()
+        self._thread.join(5)
+
+
+def _pool_reasons(barge: Barge) -> dict[str, str] | None:
+    waiting = {j["metadata"]["name"]: (j.get("status") or {}).get("statusReason") or ""
+               for j in barge.cluster.batchjobs(barge.namespace) if (j.get("status") or {}).get("state") == "RUNNABLE"}
+    said = {n: r for n, r in waiting.items() if "the nodes of compute environment" in r}
+    return said or None
+
+
+def test_an_environment_larger_than_its_nodes_admits_only_what_the_nodes_hold(barge: Barge, own_nodes: str) -> None:
+    ce = barge.name("room")
+    barge.apply(compute_environment(ce, 64, pool=own_nodes), job_queue(ce, [ce]),
+                job_definition("two", cpu="2", delay="4s"))
+    names = [f"j-{i}" for i in range(20)]  # 40 vCPU of jobs: 8 at a time on 16 vCPU of nodes, under 64 of quota
+    with PodWatch(barge.cluster, barge.namespace) as watch:
+        barge.apply(*[batch_job(n, "two", ce) for n in names])
+        reasons = eventually(lambda: _pool_reasons(barge), 60, message="waiting jobs told the nodes are the limit")
+        done = barge.wait_all(names, "SUCCEEDED", "FAILED", timeout=180)
+    reason = next(iter(reasons.values()))
+    print(f"\na waiting job's statusReason: {reason}\nat most {watch.peak_bound} pods on nodes at once")
+    assert reason.startswith("CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - needs 2 vCPU; the nodes of compute "
+                             f"environment {ce} have room for "), reason
+    assert "(its quota has" in reason and "of 64 vCPU free)" in reason, reason
+    assert {n: s["state"] for n, s in done.items() if s["state"] != "SUCCEEDED"} == {}
+    assert watch.unschedulable == {}, f"Barge pods waited Unschedulable: {watch.unschedulable}"
+    assert 0 < watch.peak_bound <= NODES * NODE_VCPUS // 2
+    ran_on = {s["attempts"][-1]["nodeName"] for s in done.values()}
+    assert ran_on <= {f"kwok-{own_nodes}-{i}" for i in range(NODES)}, ran_on
+
