@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "lifted to 5000 QPS), runs the operator as a local process and prints every figure as a table "
         "and as JSON.", epilog="example: barge bench --quick --only p1,p5")
     bench.add_argument("--quick", action="store_true", help="smaller sizes (minutes instead of an hour)")
-    bench.add_argument("--only", default="", help="comma-separated subset of ceiling,p1,p2,p3,p4,p4fs,p5")
+    bench.add_argument("--only", default="", help="comma-separated subset of ceiling,p1,p2,p3,p4,p4fs,p5,managed")
     bench.add_argument("--array-to-completion", action="store_true",
                        help="P3 also runs the whole array to its end (hours at full size)")
     from barge.bench.run import OUT_DIR
