@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import kubernetes
 import pytest
@@ -54,21 +55,33 @@ class PodWatch:
         self.unschedulable: dict[str, str] = {}
         self.bound: set[str] = set()
         self.peak_bound = 0
+        self.broken: str | None = None  # why the watch ended early: then it saw too little to tell
+        self._stopped = False
         self._watch = kubernetes.watch.Watch()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        for event in self._watch.stream(self.cluster.core.list_namespaced_pod, self.namespace, timeout_seconds=300):
-            pod = event["object"]
-            for condition in pod.status.conditions or []:
-                if condition.type == "PodScheduled" and condition.status == "False":
-                    self.unschedulable[pod.metadata.name] = f"{condition.reason}: {condition.message}"
-            name = pod.metadata.name
-            if pod.spec.node_name and pod.status.phase in ("Pending", "Running") and event["type"] != "DELETED":
-                self.bound.add(name)
-            else:
-                self.bound.discard(name)
-            self.peak_bound = max(self.peak_bound, len(self.bound))
+        try:
+            for event in self._watch.stream(self.cluster.core.list_namespaced_pod, self.namespace,
+                                            timeout_seconds=300):
+                self._see(event)
+        except Exception as exc:  # the stream closed by stop() ends this way too
+            if not self._stopped:
+                self.broken = repr(exc)
+        if not self._stopped:
+            self.broken = self.broken or "the pod watch ended before the test did"
+
+    def _see(self, event: dict[str, Any]) -> None:
+        pod = event["object"]
+        for condition in pod.status.conditions or []:
+            if condition.type == "PodScheduled" and condition.status == "False":
+                self.unschedulable[pod.metadata.name] = f"{condition.reason}: {condition.message}"
+        name = pod.metadata.name
+        if pod.spec.node_name and pod.status.phase in ("Pending", "Running") and event["type"] != "DELETED":
+            self.bound.add(name)
+        else:
+            self.bound.discard(name)
+        self.peak_bound = max(self.peak_bound, len(self.bound))
 
     def __enter__(self) -> PodWatch:
         self._thread.start()
@@ -76,6 +89,7 @@ class PodWatch:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self._stopped = True
         self._watch.stop()
         self._thread.join(5)
 
@@ -102,6 +116,7 @@ def test_an_environment_larger_than_its_nodes_admits_only_what_the_nodes_hold(ba
                              f"environment {ce} have room for "), reason
     assert "(its quota has" in reason and "of 64 vCPU free)" in reason, reason
     assert {n: s["state"] for n, s in done.items() if s["state"] != "SUCCEEDED"} == {}
+    assert watch.broken is None, watch.broken
     assert watch.unschedulable == {}, f"Barge pods waited Unschedulable: {watch.unschedulable}"
     assert 0 < watch.peak_bound <= NODES * NODE_VCPUS // 2
     ran_on = {s["attempts"][-1]["nodeName"] for s in done.values()}
