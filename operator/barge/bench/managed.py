@@ -7,6 +7,8 @@ Karpenter (its kwok provider locally; the cluster must run it: `barge dev cluste
   vCPU-second used. Provisioned: the environment's nodes' instance sizes, sampled every second from
   the burst's submission until every job has finished. Used: each job's vCPU request times its
   attempt's run time (startedAt to stoppedAt). 1.0 would be perfect packing with no node start-up.
+  managed_packing_with_scale_down also counts the nodes until Karpenter removed them (the NodePool's
+  consolidateAfter, 30 s, and Karpenter's disruption loop).
 
 The size of the burst is BARGE_BENCH_MANAGED_JOBS (default 500). Figures are printed and merged into
 the run's results under managed_*.
@@ -125,12 +127,15 @@ def managed(bench: Bench) -> None:
             bench.submit(ns, names[i::len(definitions)], definition, ns)
         bench.wait(lambda: bench.count_states(ns).get("SUCCEEDED", 0) >= n + 1, 1800, "the burst done", interval=5)
         burst = time.monotonic() - started
+        during = sampler.vcpu_seconds
+        bench.wait(lambda: sampler.vcpus() == 0, 600, "the nodes removed after the burst", interval=2)
     used = used_vcpu_seconds([j for j in bench.batchjobs(ns) if j["metadata"]["name"] != "cold"], requests)
     figures = {"managed_cold_start_s": round(cold_start, 2), "managed_burst_jobs": n,
                "managed_burst_s": round(burst, 1), "managed_peak_vcpus": sampler.peak_vcpus,
-               "managed_provisioned_vcpu_s": round(sampler.vcpu_seconds, 1),
+               "managed_provisioned_vcpu_s": round(during, 1),
                "managed_used_vcpu_s": round(used, 1),
-               "managed_packing": round(sampler.vcpu_seconds / used, 2) if used else None}
+               "managed_packing": round(during / used, 2) if used else None,
+               "managed_packing_with_scale_down": round(sampler.vcpu_seconds / used, 2) if used else None}
     print(" ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
     bench.results |= figures
     bench.cleanup(ns)
