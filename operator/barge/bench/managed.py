@@ -5,8 +5,8 @@ Karpenter (its kwok provider locally; the cluster must run it: `barge dev cluste
   zero) to the job RUNNING.
 - managed_packing: for a burst of mixed-size short jobs, node vCPU-seconds provisioned per job
   vCPU-second used. Provisioned: the environment's nodes' instance sizes, sampled every second from
-  the burst's submission until every job has finished. Used: each job's vCPU request times its
-  attempt's run time (startedAt to stoppedAt). 1.0 would be perfect packing with no node start-up.
+  the burst's submission until every job has finished. Used: each job's vCPU request times its run
+  time (status.startedAt to stoppedAt). 1.0 would be perfect packing with no node start-up.
   managed_packing_with_scale_down also counts the nodes until Karpenter removed them (the NodePool's
   consolidateAfter, 30 s, and Karpenter's disruption loop).
 
@@ -80,13 +80,13 @@ def _seconds(stamp: str | None) -> float | None:
 
 
 def used_vcpu_seconds(jobs: list[dict[str, Any]], requests: dict[str, int]) -> float:
-    """Each job's vCPU request times how long its last attempt ran."""
+    """Each job's vCPU request times how long it ran: from status.startedAt (RUNNING first seen) to
+    status.stoppedAt. Not the attempt's own times: kwok's simulated containers report a terminated
+    state whose startedAt is their finish time. The burst's jobs run once (no retry strategy)."""
     total = 0.0
     for job in jobs:
-        attempts = (job.get("status") or {}).get("attempts") or []
-        if not attempts:
-            continue
-        started, stopped = _seconds(attempts[-1].get("startedAt")), _seconds(attempts[-1].get("stoppedAt"))
+        status = job.get("status") or {}
+        started, stopped = _seconds(status.get("startedAt")), _seconds(status.get("stoppedAt"))
         if started is not None and stopped is not None:
             total += requests[job["spec"]["jobDefinition"]] / 1000 * max(0.0, stopped - started)
     return total
