@@ -4,6 +4,7 @@ room; every job still succeeds, and the waiting jobs say the nodes, not the quot
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -12,8 +13,12 @@ from typing import Any
 import kubernetes
 import pytest
 
+from barge.controller.informer import Informer
+from barge.controller.store import Store
+from barge.core.resources import Resources
 from barge.dev.pools import Pool, node_manifest
-from tests.e2e.barge_objects import Barge, batch_job, compute_environment, job_definition, job_queue
+from barge.kube import Kube
+from tests.e2e.barge_objects import DELAY, Barge, batch_job, compute_environment, job_definition, job_queue
 from tests.e2e.kube import Cluster, eventually
 
 pytestmark = pytest.mark.e2e
@@ -122,3 +127,66 @@ def test_an_environment_larger_than_its_nodes_admits_only_what_the_nodes_hold(ba
     ran_on = {s["attempts"][-1]["nodeName"] for s in done.values()}
     assert ran_on <= {f"kwok-{own_nodes}-{i}" for i in range(NODES)}, ran_on
 
+
+
+def test_an_environment_whose_nodes_do_not_exist_admits_nothing_and_says_so(barge: Barge) -> None:
+    ce = barge.name("nowhere")
+    barge.apply(compute_environment(ce, 4, pool=f"none-{barge.namespace}"), job_queue(ce, [ce]),
+                job_definition("one"), batch_job("stuck", "one", ce))
+    reason = eventually(lambda: (r := barge.status("stuck").get("statusReason") or "").find(
+        "has no Ready, schedulable node") >= 0 and r, 60, message="the reason that no node matches")
+    assert reason == (f"CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - needs 1 vCPU; compute environment {ce} has no "
+                      "Ready, schedulable node its pods may use (its quota has 4 of 4 vCPU free)"), reason
+    time.sleep(2)
+    status = barge.status("stuck")
+    assert status["state"] == "RUNNABLE" and not status.get("computeEnvironment"), status
+    assert not barge.cluster.core.list_namespaced_pod(barge.namespace).items, "no pod was created"
+
+
+def _pod(name: str, node: str | None, cpu: str, delay: str = "3600s") -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": [{"name": "c", "image": "busybox",
+                                            "resources": {"requests": {"cpu": cpu}}}]}
+    if node:
+        spec["nodeName"] = node
+    else:  # kube-scheduler finds no node for it: it stays unbound
+        spec["nodeSelector"] = {"barge.dev/pool": "no-such-pool"}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "annotations": {DELAY: delay}},
+            "spec": spec}
+
+
+def test_the_room_follows_every_pod_bound_to_a_node_until_it_finishes(barge: Barge, own_nodes: str) -> None:
+    """Any pod takes room (not only Barge's); one not on a node takes none; a finished one gives it back
+    (the field-selected watch tells: it leaves the selection)."""
+    cluster, namespace, node = barge.cluster, barge.namespace, f"kwok-{own_nodes}-0"
+    cluster.core.create_namespaced_pod(namespace, _pod("sleeper", node, "1500m"))
+    store = Store()
+
+    def on_node() -> Resources:
+        return store.node_used().get(node, Resources())
+
+    async def scenario() -> None:
+        informer = Informer(Kube(kubeconfig=str(cluster.kubeconfig)), (namespace,),
+                            lambda what, kind, body: store.remember_bound_pod(body, deleted=kind == "DELETED"),
+                            lambda what, _, items: store.relist_bound_pods(items))
+        versions = await informer.list_into("boundpods", store.remember_bound_pod, cluster_wide=True)
+        assert on_node().cpu_milli == 1500  # listed
+        informer.follow("boundpods", versions)
+        try:
+            await asyncio.to_thread(cluster.core.create_namespaced_pod, namespace, _pod("unbound", None, "1"))
+            await asyncio.to_thread(cluster.core.create_namespaced_pod, namespace, _pod("short", node, "1", "2s"))
+            await _until(lambda: on_node().cpu_milli == 2500, 30, "the short pod counted on its node")
+            await _until(lambda: on_node().cpu_milli == 1500, 60, "the short pod's room given back once it finished")
+            await asyncio.to_thread(cluster.core.delete_namespaced_pod, "sleeper", namespace, grace_period_seconds=0)
+            await _until(lambda: on_node().is_zero(), 30, "the deleted pod's room given back")
+        finally:
+            informer.stop()
+
+    asyncio.run(scenario())
+
+
+async def _until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
