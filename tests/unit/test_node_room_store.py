@@ -105,3 +105,10 @@ def test_without_a_node_watch_only_the_quota_applies() -> None:
     del op.store.indexes["nodes"]
     snapshot, _ = op.scheduler.snapshot([op.store.remember(body(1))])
     assert snapshot.room is None
+
+
+def test_an_invalid_environment_does_not_break_the_snapshot() -> None:
+    op = operator_with([node("a1")], {"nodeSelector": ["not", "a", "map"]})
+    snapshot, _ = op.scheduler.snapshot([op.store.remember(body(1))])
+    assert snapshot.room is not None and QUEUE not in snapshot.room.nodes
+    assert not snapshot.environments[QUEUE].enabled

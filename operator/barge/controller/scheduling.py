@@ -199,6 +199,8 @@ class Scheduler:
         names: dict[str, tuple[str, ...]] = {}
         growth: dict[str, int] = {}
         for environment in environments:
+            if environment.invalid_reason is not None:  # places nothing; its selector may not even parse
+                continue
             where = pool(environment)
             names[environment.name] = tuple(sorted(n.name for n in usable if noderoom.matches(n, where)))
             if environment.managed:
