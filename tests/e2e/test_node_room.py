@@ -154,6 +154,14 @@ def _pod(name: str, node: str | None, cpu: str, delay: str = "3600s") -> dict[st
             "spec": spec}
 
 
+def _job(name: str, node: str, cpu: str, delay: str) -> dict[str, Any]:
+    """kwok completes only pods a Job owns (its pod-complete stage): a Job of one pod, bound by nodeName."""
+    template = _pod(name, node, cpu, delay)
+    template["spec"]["restartPolicy"] = "Never"
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"backoffLimit": 0, "template": {"metadata": template["metadata"], "spec": template["spec"]}}}
+
+
 def test_the_room_follows_every_pod_bound_to_a_node_until_it_finishes(barge: Barge, own_nodes: str) -> None:
     """Any pod takes room (not only Barge's); one not on a node takes none; a finished one gives it back
     (the field-selected watch tells: it leaves the selection)."""
@@ -173,7 +181,7 @@ def test_the_room_follows_every_pod_bound_to_a_node_until_it_finishes(barge: Bar
         informer.follow("boundpods", versions)
         try:
             await asyncio.to_thread(cluster.core.create_namespaced_pod, namespace, _pod("unbound", None, "1"))
-            await asyncio.to_thread(cluster.core.create_namespaced_pod, namespace, _pod("short", node, "1", "2s"))
+            await asyncio.to_thread(cluster.batch.create_namespaced_job, namespace, _job("short", node, "1", "2s"))
             await _until(lambda: on_node().cpu_milli == 2500, 30, "the short pod counted on its node")
             await _until(lambda: on_node().cpu_milli == 1500, 60, "the short pod's room given back once it finished")
             await asyncio.to_thread(cluster.core.delete_namespaced_pod, "sleeper", namespace, grace_period_seconds=0)
