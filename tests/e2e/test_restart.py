@@ -56,7 +56,7 @@ def test_unschedulable_pod_says_why_in_the_reason(barge: Barge) -> None:
     selector matches no node admits nothing: see test_node_room.)"""
     ce, jq = barge.name("ce"), barge.name("q")
     nowhere = job_definition("work")
-    nowhere["spec"]["template"]["spec"]["nodeSelector"] = {"barge.dev/pool": "does-not-exist"}
+    nowhere["spec"]["template"]["spec"]["nodeSelector"] = {"example.com/no-node-has": "this-label"}
     barge.apply(compute_environment(ce, 4), job_queue(jq, [ce]), nowhere)
     barge.apply(batch_job("stuck", "work", jq))
     reason = eventually(lambda: (r := barge.status("stuck").get("statusReason") or "").startswith(
