@@ -29,6 +29,7 @@ EVENT_BACKLOG = 10_000
 PLURALS = {"BatchJob": "batchjobs", "ComputeEnvironment": "computeenvironments", "JobQueue": "jobqueues",
            "SchedulingPolicy": "schedulingpolicies"}
 SMALL_KINDS = ("jobdefinitions", "computeenvironments", "jobqueues", "schedulingpolicies", "namespaces")  # kopf's
+BOUND_PODS_SELECTOR = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 CLUSTER_KINDS = ("computeenvironments", "jobqueues", "schedulingpolicies", "namespaces")
 NODEPOOL_GROUP_VERSION = ("karpenter.sh", "v1")
 WATCH_SECONDS = 300  # the server ends each watch after this long; it is resumed from its last version
@@ -147,6 +148,8 @@ class Kube:
             if namespace is None or what in CLUSTER_KINDS:
                 return custom.list_cluster_custom_object, (GROUP, VERSION, what), ""
             return custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, what), ""
+        if what == "boundpods":  # every pod on a node, for the nodes' room: always cluster-wide
+            return core.list_pod_for_all_namespaces, (), ""
         if what == "pods":
             return ((core.list_namespaced_pod, (namespace,), JOB_ID_LABEL) if namespace
                     else (core.list_pod_for_all_namespaces, (), JOB_ID_LABEL))
@@ -159,7 +162,8 @@ class Kube:
 
     def _list_page(self, what: str, namespace: str | None, token: str | None) -> dict[str, Any]:
         fn, args, selector = self._lister(what, namespace)
-        response = fn(*args, limit=2000, _continue=token, label_selector=selector, _preload_content=False)
+        response = fn(*args, limit=2000, _continue=token, label_selector=selector, _preload_content=False,
+                      field_selector=_field_selector(what))
         page: dict[str, Any] = json.loads(response.data)
         return page
 
@@ -173,6 +177,7 @@ class Kube:
         metrics.API_REQUESTS.labels("watch", what).inc()
         response = fn(*args, watch=True, resource_version=resource_version, allow_watch_bookmarks=True,
                       timeout_seconds=WATCH_SECONDS, label_selector=selector, _preload_content=False,
+                      field_selector=_field_selector(what),
                       _request_timeout=(10, WATCH_SECONDS + 30))
         try:
             pending = b""
@@ -385,6 +390,9 @@ class Kube:
             if exc.status != 404:
                 raise
 
+    async def node_names(self) -> list[str]:
+        return [str((n.get("metadata") or {}).get("name")) for n in await self.list_nodes("")]
+
     async def list_nodes(self, selector: str) -> list[dict[str, Any]]:
         answer = await self._call("list", "nodes", self.core.list_node, label_selector=selector,
                                   _preload_content=False)
@@ -422,6 +430,12 @@ class Kube:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._api.close()
         self._watch_api.close()
+
+
+def _field_selector(what: str) -> str | None:
+    """The pods that take room on a node: bound to one and not finished (the apiserver sends a
+    DELETED event when a pod leaves this selection)."""
+    return BOUND_PODS_SELECTOR if what == "boundpods" else None
 
 
 def _event_body(reference: dict[str, Any], kind: str, reason: str, message: str) -> dict[str, Any]:

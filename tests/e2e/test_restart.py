@@ -70,10 +70,13 @@ def test_a_finished_jobs_kubernetes_job_and_pod_are_deleted_after_the_ttl(
 
 
 def test_unschedulable_pod_says_why_in_the_reason(barge: Barge) -> None:
+    """The environment's nodes have room (so the job is admitted), but the job's own template asks for
+    a node label none has: its pod cannot be scheduled, and the job says why. (An environment whose own
+    selector matches no node admits nothing: see test_node_room.)"""
     ce, jq = barge.name("ce"), barge.name("q")
-    nowhere = compute_environment(ce, 4)
-    nowhere["spec"]["computeResources"]["nodeSelector"] = {"barge.dev/pool": "does-not-exist"}
-    barge.apply(nowhere, job_queue(jq, [ce]), job_definition("work"))
+    nowhere = job_definition("work")
+    nowhere["spec"]["template"]["spec"]["nodeSelector"] = {"example.com/no-node-has": "this-label"}
+    barge.apply(compute_environment(ce, 4), job_queue(jq, [ce]), nowhere)
     barge.apply(batch_job("stuck", "work", jq))
     reason = eventually(lambda: (r := barge.status("stuck").get("statusReason") or "").startswith(
         "Pod cannot be scheduled") and r, 60, message="an unschedulable reason")

@@ -35,6 +35,7 @@ import kubernetes
 import yaml
 
 from barge import __version__
+from barge.bench import managed
 from barge.bench.side_by_side import SideBySide
 from barge.config import Settings
 from barge.core.states import GROUP, TERMINAL, VERSION
@@ -615,7 +616,7 @@ def _bucket_quantile(buckets: list[tuple[float, float]], rank: float) -> float:
 
 
 P4_SHARES = 100  # P4 on a fair-share queue (step p4fs): its jobs spread over this many share identifiers
-OPT_IN = ("p4fs",)  # steps a run without --only leaves out
+OPT_IN = ("p4fs", "managed")  # steps a run without --only leaves out
 TARGETS = {
     "p1_dispatch_ratio": (">=", 0.8), "p1_dispatch_ratio_no_events": (">=", 0.8),
     "p1_dispatch_ratio_while_submitting": (">=", 0.8),
@@ -670,7 +671,8 @@ def run(quick: bool, only: list[str], out: Path, array_to_completion: bool = Fal
     # P3 last: with --array-to-completion it is by far the longest step.
     steps = {"ceiling": bench.ceiling, "p1": bench.p1_dispatch, "p2": bench.p2_admission,
              "p4": bench.p4_deep_queue, "p4fs": lambda: bench.p4_deep_queue(shares=P4_SHARES),
-             "p5": bench.p5_dependencies, "p2side": bench.p2_side_by_side, "p3": bench.p3_array}
+             "p5": bench.p5_dependencies, "p2side": bench.p2_side_by_side, "p3": bench.p3_array,
+             "managed": lambda: managed.managed(bench)}
     try:
         for name, step in steps.items():
             if (only and name not in only) or (not only and name in OPT_IN):

@@ -2,8 +2,8 @@
 
     .venv/bin/python -m barge.bench.scheduling_pass [N] [--profile] [--shares S]
 
-Fills the store with N RUNNABLE BatchJobs behind a full compute environment (P4's shape; with
---shares, on a fair-share queue whose jobs are spread over S share identifiers), then times
+Fills the store with N RUNNABLE BatchJobs behind a full compute environment over NODES nodes (P4's
+shape; with --shares, on a fair-share queue whose jobs are spread over S share identifiers), then times
 the operator's scheduling pass (snapshot, the pure schedule(), reasons, then the queues' and compute
 environments' status refresh) and its periodic sweep, with the API writes answered in memory.
 Prints milliseconds per call, the median of five.
@@ -27,8 +27,12 @@ from barge.bench.store_memory import QUEUE, body
 from barge.config import Settings
 from barge.controller.operator import Operator
 from barge.controller.records import EnvironmentRecord, PolicyRecord, QueueRecord
+from barge.core.noderoom import Node
+from barge.core.resources import Resources
 from barge.core.scheduler import schedule
 from barge.kube import Kube
+
+NODES = 100
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +99,9 @@ def operator(n: int, shares: int = 0) -> Operator:
                                       "spec": {"fairsharePolicy": {"shareDistribution": weights}}})
     kube.add("ComputeEnvironment", environment)
     kube.add("JobQueue", queue)
-    op.store.capture({**kube.indexes, "jobdefinitions": {}})
+    nodes = [Node(f"kwok-cpu-{i}", {"barge.dev/pool": "cpu"}, (), Resources(16_000, 64 * 2**30), True)
+             for i in range(NODES)]  # the nodes' room is computed every pass too
+    op.store.capture({**kube.indexes, "jobdefinitions": {}, "nodes": {n.name: [n] for n in nodes}})
     blocker = body(n)
     blocker["metadata"]["name"] = "blocker"
     blocker["status"] |= {"state": "RUNNING", "computeEnvironment": QUEUE}

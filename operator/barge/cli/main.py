@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         "lifted to 5000 QPS), runs the operator as a local process and prints every figure as a table "
         "and as JSON.", epilog="example: barge bench --quick --only p1,p5")
     bench.add_argument("--quick", action="store_true", help="smaller sizes (minutes instead of an hour)")
-    bench.add_argument("--only", default="", help="comma-separated subset of ceiling,p1,p2,p2side,p3,p4,p4fs,p5")
+    bench.add_argument("--only", default="",
+                       help="comma-separated subset of ceiling,p1,p2,p2side,p3,p4,p4fs,p5,managed")
     bench.add_argument("--p2side-jobs", type=positive_int, default=None,
                        help="jobs per phase of the p2side step (default: 2000 with --quick, else 10000)")
     bench.add_argument("--p2side-repeats", type=positive_int, default=None,

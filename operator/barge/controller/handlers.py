@@ -11,11 +11,11 @@ import kopf
 
 from barge.config import Settings
 from barge.controller.operator import Operator
-from barge.controller.records import EnvironmentRecord, PolicyRecord, QueueRecord
+from barge.controller.records import EnvironmentRecord, PolicyRecord, QueueRecord, node_from_body
 from barge.core.states import FINALIZER, GROUP, VERSION
 from barge.kube import Kube
 
-INDEX_NAMES = ("jobdefinitions", "computeenvironments", "jobqueues", "schedulingpolicies", "namespaces")
+INDEX_NAMES = ("jobdefinitions", "computeenvironments", "jobqueues", "schedulingpolicies", "namespaces", "nodes")
 _state: dict[str, Any] = {}
 
 
@@ -104,6 +104,22 @@ async def policy_event(**_: Any) -> None:
 def namespaces(name: str, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
     """Namespaces' labels, for queues' namespaceSelector."""
     return {name: dict(labels)}
+
+
+@kopf.index("v1", "nodes")
+def nodes(name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """Nodes as the scheduler sees them (the room on an environment's nodes)."""
+    return {name: node_from_body(body)}
+
+
+@kopf.on.event("v1", "nodes")
+async def node_event(name: str, body: kopf.Body, type: str | None, **_: Any) -> None:
+    store = operator().store
+    if type == "DELETED":
+        store.node_gone(name)
+        operator().kick()
+    elif store.node_changed(node_from_body(body)):
+        operator().kick()
 
 
 @kopf.on.event(GROUP, VERSION, "computeenvironments")

@@ -40,11 +40,12 @@ class Informer:
         self._stopped = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def list_into(self, what: str, remember: Callable[[dict[str, Any]], Any]) -> dict[str | None, str]:
+    async def list_into(self, what: str, remember: Callable[[dict[str, Any]], Any],
+                        cluster_wide: bool = False) -> dict[str | None, str]:
         """List one kind into the store a page at a time (a whole list of 100,000 BatchJobs as dicts
         would be half a gigabyte); returns where each namespace's watch starts."""
         versions: dict[str | None, str] = {}
-        for namespace in self.namespaces:
+        for namespace in (None,) if cluster_wide else self.namespaces:
             async for items, version in self.kube.list_pages(what, namespace):
                 for body in items:
                     remember(body)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from barge import metrics
 from barge.config import Settings
@@ -60,7 +61,20 @@ class Operator:
         self.shares = Shares(self.store, self.status, clock)
         self.scheduler = Scheduler(settings, self.store, self.status, self.locks, self.jobs, self.arrays, clock,
                                    self._refresh, self.housekeeping.sweep, self.shares)
-        self.informer = Informer(kube, settings.namespaces, self.router.on_event, self.router.on_relist)
+        self.informer = Informer(kube, settings.namespaces, self._on_event, self._on_relist)
+
+    def _on_event(self, what: str, kind: str, body: dict[str, Any]) -> None:
+        if what != "boundpods":
+            self.router.on_event(what, kind, body)
+        elif self.store.remember_bound_pod(body, deleted=kind == "DELETED"):
+            self.kick()  # room freed on a node
+
+    def _on_relist(self, what: str, namespace: str | None, items: list[dict[str, Any]]) -> None:
+        if what != "boundpods":
+            self.router.on_relist(what, namespace, items)
+        else:
+            self.store.relist_bound_pods(items)
+            self.kick()
 
     async def _refresh(self, usage: dict[str, Resources]) -> None:
         """After a scheduling pass: NodePools follow the MANAGED environments, then every status."""
@@ -89,6 +103,9 @@ class Operator:
                 versions = {what: await self.informer.list_into(what, remember) for what, remember in (
                     ("batchjobs", self.store.remember), ("jobs", self.store.remember_kube_job),
                     ("pods", self.store.remember_pod))}
+                self.store.relist_bound_pods([])
+                versions["boundpods"] = await self.informer.list_into("boundpods", self.store.remember_bound_pod,
+                                                                      cluster_wide=True)
                 break
             except Exception:
                 log.exception("listing BatchJobs, Jobs and pods failed; retrying")
@@ -113,6 +130,9 @@ class Operator:
                 namespaces = self.settings.namespaces
                 missing = [(what, key) for what in SMALL_KINDS for key in await self.kube.keys(what, namespaces)
                            if not self.store.indexed(what, key)]
+                if self.store.nodes_known:
+                    missing += [("nodes", name) for name in await self.kube.node_names()
+                                if not self.store.indexed("nodes", name)]
                 if not missing:
                     return
                 log.debug("waiting for kopf to index %s", missing[:3])

@@ -13,10 +13,19 @@ from barge.core import nodepools
 from barge.core.fairshare import Policy, ShareEntry
 from barge.core.labels import label_key_problem, label_value_problem
 from barge.core.manifests import Placement
+from barge.core.noderoom import Node, Pool, Taint
 from barge.core.resolve import Resolved
-from barge.core.resources import Capacity, Resources, parse_bytes
+from barge.core.resources import (
+    GPU_RESOURCE,
+    Capacity,
+    Resources,
+    parse_bytes,
+    parse_count,
+    parse_cpu_milli,
+    pod_requests,
+)
 from barge.core.scheduler import Environment, Queue, TimeLimitAction
-from barge.core.states import API_VERSION, ENABLED
+from barge.core.states import API_VERSION, ENABLED, JOB_ID_LABEL
 
 JobKey = tuple[str, str]
 
@@ -306,18 +315,69 @@ class PolicyRecord:
                 "metadata": {"name": self.name, "uid": self.uid}}
 
 
-def placement(job: JobRecord, environment: EnvironmentRecord, ttl_seconds: int | None,
-              array_size: int | None = None) -> Placement:
-    """Where the current attempt (or an array's children) runs: the environment's node pool."""
+def pool(environment: EnvironmentRecord) -> Pool:
+    """What the environment's pods ask of a node: its nodeSelector, tolerations and node affinity
+    (a MANAGED environment's own label and taint too)."""
     resources = environment.spec.get("computeResources") or {}
     node_selector = dict(resources.get("nodeSelector") or {})
     tolerations = list(resources.get("tolerations") or [])
     if environment.managed:
         node_selector = nodepools.pod_node_selector(environment.name, node_selector)
         tolerations = nodepools.pod_tolerations(environment.name, tolerations)
+    return Pool(node_selector, tolerations, resources.get("affinity"))
+
+
+def placement(job: JobRecord, environment: EnvironmentRecord, ttl_seconds: int | None,
+              array_size: int | None = None) -> Placement:
+    """Where the current attempt (or an array's children) runs: the environment's node pool."""
+    where = pool(environment)
     return Placement(
         namespace=job.namespace, batchjob=job.name, job_id=job.uid, attempt=job.attempt, queue=job.queue,
-        environment=environment.name, node_selector=node_selector,
-        tolerations=tolerations, affinity=resources.get("affinity"),
+        environment=environment.name, node_selector=dict(where.node_selector),
+        tolerations=[dict(t) for t in where.tolerations], affinity=dict(where.affinity) if where.affinity else None,
         ttl_seconds_after_finished=ttl_seconds, array_size=array_size,
     )
+
+
+def _amounts(amounts: dict[str, Any]) -> Resources:
+    try:
+        return Resources(parse_cpu_milli(amounts.get("cpu", 0)), parse_bytes(amounts.get("memory", 0)),
+                         parse_count(amounts.get(GPU_RESOURCE, 0)))
+    except ValueError:
+        return Resources()
+
+
+def node_from_body(body: Any) -> Node:
+    """A node as the scheduler sees it: labels, taints, allocatable, and whether pods may land there."""
+    metadata = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    taints = tuple(Taint(str(t.get("key") or ""), str(t.get("value") or ""), str(t.get("effect") or ""))
+                   for t in spec.get("taints") or [])
+    return Node(str(metadata.get("name") or ""), dict(metadata.get("labels") or {}), taints,
+                _amounts(status.get("allocatable") or {}), ready and not spec.get("unschedulable"))
+
+
+@dataclass(frozen=True, slots=True)
+class BoundPod:
+    """What the node room needs of a pod bound to a node: the node, its requests, its BatchJob's uid."""
+    node: str
+    request: Resources
+    job_id: str | None
+
+    @classmethod
+    def from_body(cls, body: Any) -> BoundPod | None:
+        """None: the pod takes no room (not bound, finished, or a preemptible warm placeholder)."""
+        spec = body.get("spec") or {}
+        phase = (body.get("status") or {}).get("phase")
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed") or (
+                spec.get("priorityClassName") == nodepools.WARM_PRIORITY_CLASS):
+            return None
+        try:
+            request = pod_requests(spec)
+        except ValueError:
+            request = Resources()
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        job_id = labels.get(JOB_ID_LABEL)
+        return cls(str(spec["nodeName"]), request, str(job_id) if job_id else None)

@@ -15,15 +15,15 @@ from barge import metrics
 from barge.config import Settings
 from barge.controller.arrays import Arrays
 from barge.controller.jobs import Jobs
-from barge.controller.records import JobKey, JobRecord
+from barge.controller.records import EnvironmentRecord, JobKey, JobRecord, pool
 from barge.controller.router import KeyedLocks
 from barge.controller.shares import ShareCounts, Shares
 from barge.controller.status import StatusWriter
 from barge.controller.store import Store
 from barge.core import job as rules
-from barge.core import manifests
+from barge.core import manifests, noderoom
 from barge.core.fairshare import Policy
-from barge.core.resources import Resources
+from barge.core.resources import Resources, pod_requests
 from barge.core.scheduler import Runnable, Snapshot, Waiting, schedule
 from barge.core.states import ARRAY_MAX_PARALLEL, PENDING, PLACEABLE, QUEUE_MAX_RUNNING, RUNNABLE, STARTING, UNADMITTED
 
@@ -37,6 +37,22 @@ CAPS = (QUEUE_MAX_RUNNING, ARRAY_MAX_PARALLEL)
 
 def _key_string(key: JobKey) -> str:
     return f"{key[0]}/{key[1]}"
+
+
+def _gang_pods(record: JobRecord) -> tuple[Resources, ...] | None:
+    """A multi-node job's pods' requests, node by node (each must fit on one node); None: not a gang."""
+    nodes = (record.status.get("resolved") or {}).get("nodeProperties")
+    if not nodes:
+        return None
+    pods: list[Resources] = []
+    for node_range in nodes.get("nodeRangeProperties") or []:
+        first, _, last = str(node_range.get("targetNodes") or "0:0").partition(":")
+        try:
+            request = pod_requests(((node_range.get("template") or {}).get("spec")) or {})
+        except ValueError:
+            request = Resources()
+        pods += [request] * (int(last or first) - int(first or 0) + 1)
+    return tuple(pods)
 
 
 class Scheduler:
@@ -106,7 +122,9 @@ class Scheduler:
     # --- the snapshot ----------------------------------------------------------------------------
 
     def snapshot(self, jobs: list[JobRecord]) -> tuple[Snapshot, dict[str, JobRecord]]:
-        environments = {r.name: r.to_core() for r in self.store.environments()}
+        environment_records = self.store.environments()
+        environments = {r.name: r.to_core() for r in environment_records}
+        assumed: list[tuple[str, Resources]] | None = [] if self.store.nodes_known else None
         queues = {r.name: r.to_core() for r in self.store.queues()}
         policy_of = {name: queue.policy for name, queue in queues.items() if queue.policy is not None}
         usage: dict[str, Resources] = {}
@@ -126,6 +144,8 @@ class Scheduler:
                 in_flight = self.arrays.in_flight(record)
                 if environment and not used.is_zero():
                     usage[environment] = usage.get(environment, Resources()) + used
+                    if assumed is not None:
+                        self._unbound(record, environment, used, assumed)
                 if in_flight:
                     running_jobs[record.queue] = running_jobs.get(record.queue, 0) + in_flight
                 if policy is not None and share is not None and used.cpu_milli:
@@ -149,6 +169,8 @@ class Scheduler:
             charged = rules.charge(record)
             if charged is not None:
                 usage[charged[0]] = usage.get(charged[0], Resources()) + charged[1]
+                if assumed is not None:
+                    self._unbound(record, charged[0], charged[1], assumed)
                 running_jobs[record.queue] = running_jobs.get(record.queue, 0) + 1
                 if policy is not None and share is not None:
                     held = share_running.setdefault(policy, {})
@@ -165,7 +187,45 @@ class Scheduler:
         policies = self._policies(share_running)
         self._share_counts = {name: ShareCounts(share_running.get(name, {}), share_runnable.get(name, {}))
                               for name in policies}
-        return Snapshot(environments, queues, usage, runnable, policies, running_jobs, share_running), by_key
+        room = self._room(environment_records, assumed) if assumed is not None else None
+        return Snapshot(environments, queues, usage, runnable, policies, running_jobs, share_running, room), by_key
+
+    def _room(self, environments: list[EnvironmentRecord], assumed: list[tuple[str, Resources]]) -> noderoom.Room:
+        """The nodes' room: what is free on each node, the nodes each environment's pods may use, and
+        what each MANAGED environment's NodePool may still add."""
+        nodes = self.store.nodes()
+        free = noderoom.free_room(nodes, self.store.node_used())
+        usable = [n for n in nodes if n.name in free]
+        names: dict[str, tuple[str, ...]] = {}
+        growth: dict[str, int] = {}
+        for environment in environments:
+            if environment.invalid_reason is not None:  # places nothing; its selector may not even parse
+                continue
+            where = pool(environment)
+            names[environment.name] = tuple(sorted(n.name for n in usable if noderoom.matches(n, where)))
+            if environment.managed:
+                provisioned = self.store.provisioned.get(environment.name, (0, 0))[1] * 1000
+                growth[environment.name] = max(0, environment.capacity.cpu_milli - provisioned)
+        return noderoom.Room(free, names, growth, assumed)
+
+    def _unbound(self, record: JobRecord, environment: str, charged: Resources,
+                 assumed: list[tuple[str, Resources]]) -> None:
+        """The job's pods placed but not on a node yet (or not created yet): they take room first."""
+        count, bound = self.store.job_bound(record.uid)
+        gang = _gang_pods(record)
+        if gang is not None:
+            assumed.extend((environment, request) for request in gang[count:])
+            return
+        if rules.array_size(record) is None:
+            if not count:
+                assumed.append((environment, charged))
+            return
+        request = record.request
+        left = charged - bound
+        unit = request.cpu_milli or request.memory or request.gpus
+        amount = left.cpu_milli if request.cpu_milli else left.memory if request.memory else left.gpus
+        if unit and amount > 0:
+            assumed.extend((environment, request) for _ in range(-(-amount // unit)))
 
     def _policies(self, share_running: dict[str, dict[str, int]]) -> dict[str, Policy]:
         """Every scheduling policy with its shares' usage now."""
@@ -188,7 +248,7 @@ class Scheduler:
                         submitted_at=float(record.status.get("queuedAt") or 0), request=request,
                         blocked_category=waiting.get("category"), blocked_since=waiting.get("since"),
                         reason=record.status.get("statusReason"), priority=rules.priority(record), share=share,
-                        source=record)
+                        pods=_gang_pods(record), source=record)
 
     # --- the pass --------------------------------------------------------------------------------
 

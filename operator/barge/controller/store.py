@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from barge.controller.records import (
+    BoundPod,
     EnvironmentRecord,
     JobKey,
     JobRecord,
@@ -31,6 +32,8 @@ from barge.controller.records import (
 from barge.core import job as rules
 from barge.core.jobstatus import JobStatusPatch
 from barge.core.lifecycle import KubeJobObservation, PodObservation, observe_kube_job, observe_pod
+from barge.core.noderoom import Node
+from barge.core.resources import Resources
 from barge.core.states import JOB_ID_LABEL, PLACEABLE, RUNNABLE, TERMINAL, UNADMITTED
 
 Index = Mapping[Any, Any]
@@ -66,6 +69,12 @@ class Store:
         # served), and each MANAGED environment's (nodes, vCPUs) provisioned.
         self.nodepools_unserved: str | None = None
         self.provisioned: dict[str, tuple[int, int]] = {}
+        # Every pod bound to a node and not finished, Barge's or not (the nodes' room): by uid, and
+        # what they request per node and per BatchJob (uid: how many bound, their requests).
+        self._bound: dict[str, BoundPod] = {}
+        self._node_used: dict[str, Resources] = {}
+        self._job_bound: dict[str, tuple[int, Resources]] = {}
+        self._nodes_seen: dict[str, Node] = {}
         # Set once the big kinds are listed and kopf's indexes hold every small object that exists.
         self.listed = asyncio.Event()
 
@@ -227,6 +236,68 @@ class Store:
 
     def kube_jobs(self, job_id: str) -> list[KubeJobObservation]:
         return [observation for _, observation in self._kube_jobs.get(job_id, {}).values()]
+
+    # --- the nodes' room ------------------------------------------------------------------------
+
+    @property
+    def nodes_known(self) -> bool:
+        """Whether nodes are watched (kopf's index): without them no node limits apply."""
+        return "nodes" in self.indexes
+
+    def nodes(self) -> list[Node]:
+        index = self.indexes.get("nodes") or {}
+        return [n for k in list(index.keys()) if (n := _first(index, k)) is not None]
+
+    def node_changed(self, node: Node) -> bool:
+        """Whether what the scheduler reads of the node changed (heartbeats change nothing of it)."""
+        if self._nodes_seen.get(node.name) == node:
+            return False
+        self._nodes_seen[node.name] = node
+        return True
+
+    def node_gone(self, name: str) -> None:
+        self._nodes_seen.pop(name, None)
+
+    def remember_bound_pod(self, body: Mapping[str, Any], deleted: bool = False) -> bool:
+        """Whether room was freed (a pod left its node)."""
+        uid = str((body.get("metadata") or {}).get("uid") or "")
+        held = self._bound.pop(uid, None)
+        if held is not None:
+            self._count_bound(held, -1)
+        pod = None if deleted else BoundPod.from_body(body)
+        if pod is not None:
+            self._bound[uid] = pod
+            self._count_bound(pod, 1)
+        return held is not None and (pod is None or pod.node != held.node)
+
+    def relist_bound_pods(self, items: list[dict[str, Any]]) -> None:
+        self._bound.clear()
+        self._node_used.clear()
+        self._job_bound.clear()
+        for body in items:
+            self.remember_bound_pod(body)
+
+    def _count_bound(self, pod: BoundPod, sign: int) -> None:
+        request = pod.request if sign > 0 else Resources() - pod.request
+        used = self._node_used.get(pod.node, Resources()) + request
+        if used.is_zero() and sign < 0:
+            self._node_used.pop(pod.node, None)
+        else:
+            self._node_used[pod.node] = used
+        if pod.job_id is not None:
+            count, held = self._job_bound.get(pod.job_id, (0, Resources()))
+            count, held = count + sign, held + request
+            if count <= 0:
+                self._job_bound.pop(pod.job_id, None)
+            else:
+                self._job_bound[pod.job_id] = (count, held)
+
+    def node_used(self) -> dict[str, Resources]:
+        return self._node_used
+
+    def job_bound(self, job_id: str) -> tuple[int, Resources]:
+        """How many of the BatchJob's pods are on a node, and what they request."""
+        return self._job_bound.get(job_id, (0, Resources()))
 
     # --- decisions made, not yet written ------------------------------------------------------
 

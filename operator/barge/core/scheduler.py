@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from barge.core.fairshare import Policy, ShareOrder
+from barge.core.noderoom import Fitter, Room
 from barge.core.resources import (
     Capacity,
     Resources,
@@ -77,6 +78,7 @@ class Runnable:
     share: str | None = None  # shareIdentifier, on a fair-share queue
     max_parallel: int | None = None  # an array's cap on children in STARTING or RUNNING
     in_flight: int = 0  # an array's children in STARTING or RUNNING now
+    pods: tuple[Resources, ...] | None = None  # a multi-node gang's pods (request is their sum), each on one node
     source: object = field(default=None, compare=False, repr=False)  # the caller's own, untouched here
 
     def __post_init__(self) -> None:
@@ -93,6 +95,7 @@ class Snapshot:
     policies: Mapping[str, Policy] = field(default_factory=dict)
     running_jobs: Mapping[str, int] = field(default_factory=dict)  # per queue: jobs in STARTING or RUNNING
     share_running: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # policy -> share -> cpu milli
+    room: Room | None = None  # the nodes' room; None: no node limits (only the quotas)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,7 @@ class Placement:
     key: str
     environment: str
     count: int
+    nodes: tuple[str, ...] = ()  # where each pod was assumed to fit (noderoom.GROWTH: a node to come); () no room known
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,14 +134,15 @@ def schedule(snapshot: Snapshot, now: float) -> Decisions:
     """Place what fits, explain what waits, cancel what waited too long."""
     usage = _initial_usage(snapshot)
     queued, orphans = _split_by_queue(snapshot)
-    placements, unplaced, partly_placed, held = _place_all(queued, snapshot, usage)
+    fitter = Fitter(snapshot.room) if snapshot.room is not None else None
+    placements, unplaced, partly_placed, held = _place_all(queued, snapshot, usage, fitter)
     waiting: dict[str, Waiting] = {}
     for job in orphans:
         told = _queue_not_found(job, now)
         if _news(job, told.category, told.reason, told.since):
             waiting[job.key] = told
     cancellations: list[Cancellation] = []
-    reasons = _ReasonWriter(snapshot, usage)
+    reasons = _ReasonWriter(snapshot, usage, fitter)
     for job in unplaced:
         placed = partly_placed.get(job.key, 0)
         queue = snapshot.queues[job.queue]
@@ -187,7 +192,7 @@ class _Hold:
 
 
 def _place_all(
-    jobs: list[Runnable], snapshot: Snapshot, usage: dict[str, Resources]
+    jobs: list[Runnable], snapshot: Snapshot, usage: dict[str, Resources], fitter: Fitter | None = None
 ) -> tuple[list[Placement], list[Runnable], dict[str, int], dict[str, _Hold]]:
     """Place jobs in priority order, updating usage; return the placements, the jobs left (partly)
     unplaced, and how many children of the partly placed ones were placed.
@@ -202,7 +207,7 @@ def _place_all(
         jobs.sort(key=_minus_priority)
     if len(set(priority.values())) > 1:
         jobs.sort(key=lambda job: -priority[job.queue])
-    placer = _Placer(snapshot.environments, usage)
+    placer = _Placer(snapshot.environments, usage, fitter)
     if _capped_or_shared(jobs, snapshot):
         return _Pass(snapshot, placer).run(jobs)
     placements: list[Placement] = []
@@ -483,12 +488,14 @@ class _Placer:
     similar jobs to one lookup each.
     """
 
-    def __init__(self, environments: Mapping[str, Environment], usage: dict[str, Resources]) -> None:
+    def __init__(self, environments: Mapping[str, Environment], usage: dict[str, Resources],
+                 fitter: Fitter | None = None) -> None:
         self._environments = environments
         self._usage = usage
-        self._full: set[tuple[str, Resources, float]] = set()
-        self._hopeless: set[tuple[tuple[str, ...], Resources, float]] = set()
-        self._last_hopeless: tuple[tuple[str, ...] | None, Resources | None, float] = (None, None, 0.0)
+        self._fitter = fitter
+        self._full: set[tuple[str, object, float]] = set()
+        self._hopeless: set[tuple[tuple[str, ...], object, float]] = set()
+        self._last_hopeless: tuple[tuple[str, ...] | None, object, float] = (None, None, 0.0)
         self._reduced: dict[tuple[str, float], Capacity] = {}
         self.placed = 0  # placements so far: what was judged full stays so until this changes
 
@@ -506,9 +513,10 @@ class _Placer:
         """`wanted` children at most (default: all the job wants); `reserve`: the fraction of each
         environment's vCPUs this job must leave free (computeReservation)."""
         last = self._last_hopeless
-        if job.request is last[1] and candidates is last[0] and reserve == last[2]:
+        size = _size(job)
+        if size is last[1] and candidates is last[0] and reserve == last[2]:
             return None  # the same objects as the job before, which did not fit: no hashing needed
-        shape = (candidates, job.request, reserve)
+        shape = (candidates, size, reserve)
         if shape in self._hopeless:
             self._last_hopeless = shape
             return None
@@ -533,16 +541,30 @@ class _Placer:
 
     def _place_in(self, job: Runnable, name: str, wanted: int, reserve: float) -> Placement | None:
         environment = self._environments.get(name)
-        if environment is None or not environment.enabled or (name, job.request, reserve) in self._full:
+        full = (name, _size(job), reserve)
+        if environment is None or not environment.enabled or full in self._full:
             return None
         used = self._usage[name]
         fitting = _children_that_fit(job.request, self._capacity(environment, reserve), used, wanted)
+        nodes: tuple[str, ...] = ()
+        if fitting and self._fitter is not None and self._fitter.limits(name):
+            if job.pods is not None:
+                nodes = tuple(self._fitter.take_all(name, job.pods) or ())
+                fitting = 1 if nodes else 0
+            else:
+                nodes = tuple(self._fitter.take(name, job.request, fitting))
+                fitting = len(nodes)
         if fitting == 0:
-            self._full.add((name, job.request, reserve))
+            self._full.add(full)
             return None
         self._usage[name] = used + (job.request if fitting == 1 else job.request.times(fitting))
         self.placed += 1
-        return Placement(job.key, name, fitting)
+        return Placement(job.key, name, fitting, nodes)
+
+
+def _size(job: Runnable) -> object:
+    """What decides where a job fits: its request, and a gang's pods too."""
+    return job.request if job.pods is None else (job.request, job.pods)
 
 
 def _children_that_fit(request: Resources, capacity: Capacity, used: Resources, wanted: int) -> int:
@@ -645,9 +667,10 @@ class _ReasonWriter:
     """Explains, with final usage, why jobs wait; jobs sharing a queue and
     request share the text, so it is computed once per shape."""
 
-    def __init__(self, snapshot: Snapshot, usage: Mapping[str, Resources]) -> None:
+    def __init__(self, snapshot: Snapshot, usage: Mapping[str, Resources], fitter: Fitter | None = None) -> None:
         self._environments = snapshot.environments
         self._usage = usage
+        self._fitter = fitter
         self._cache: dict[tuple[str, str | None, Resources, int, int], tuple[str, str]] = {}
         self._last: tuple[Runnable | None, int, tuple[str, str]] = (None, 0, ("", ""))
 
@@ -687,6 +710,7 @@ class _ReasonWriter:
         request = job.request
         dimensions = [d for d in _DIMENSIONS if d is _CPU or d.requested(request)]
         parts = []
+        pool_short = False
         for name in candidates.names:
             environment = self._environments.get(name)
             if environment is None:
@@ -696,8 +720,31 @@ class _ReasonWriter:
             else:
                 used = self._usage.get(name, Resources())
                 free = ", ".join(d.free(environment.capacity, used) for d in dimensions)
-                parts.append(f"{name} {free}")
-        return f"{CAPACITY} - {_needs(job, placed, request.describe())}; free: {'; '.join(parts)}"
+                if self._fitter is not None and self._fitter.limits(name) and request.fits_within(
+                        environment.capacity, used):
+                    pool_short = True
+                    parts.append(_pool_text(self._fitter, name, dimensions, free))
+                else:
+                    parts.append(f"{name} {free}")
+        needs = _needs(job, placed, request.describe())
+        if pool_short:
+            return f"{CAPACITY} - {needs}; {'; '.join(parts)}"
+        return f"{CAPACITY} - {needs}; free: {'; '.join(parts)}"
+
+
+def _pool_text(fitter: Fitter, name: str, dimensions: list[_Dimension], quota_free: str) -> str:
+    """The quota holds the job but the nodes do not: say what the nodes have (and may still get)."""
+    largest = fitter.largest_free(name)
+    if largest is None:
+        text = f"compute environment {name} has no Ready, schedulable node its pods may use"
+    else:
+        room = ", ".join(d.amount(d.requested(largest)) for d in dimensions)
+        text = f"the nodes of compute environment {name} have room for {room} at most on one node"
+    if name in fitter.growth:
+        text += f", and its NodePool may add {format_cpu(fitter.growth[name])} vCPU more"
+        if fitter.growing.get(name):
+            text += f" (nodes are being added for {format_cpu(fitter.growing[name])} vCPU of placed jobs)"
+    return f"{text} (its quota has {quota_free} free)"
 
 
 def _never_fits(request: Resources, capacity: Capacity) -> bool:
