@@ -116,6 +116,30 @@ def test_a_managed_environment_scales_from_zero_within_max_and_back(karpenter: B
                message="status.nodes back to 0")
 
 
+def test_deleting_an_environment_keeps_its_nodepool_until_its_jobs_are_done(karpenter: Barge) -> None:
+    barge, cluster = karpenter, karpenter.cluster
+    ce = barge.name("leaving")
+    barge.apply(managed_environment(ce, 8), job_queue(ce, [ce]), job_definition("long", cpu="1", delay="25s"))
+    eventually(lambda: nodepool(cluster, ce), 30, message=f"the NodePool of {ce}")
+    barge.apply(batch_job("last", "long", ce))
+    eventually(lambda: barge.status("last").get("state") == "RUNNING", 120, message="the job RUNNING")
+    cluster.delete_cluster_object("computeenvironments", ce)
+
+    def deleted() -> bool:
+        try:
+            cluster.cluster_object("computeenvironments", ce)
+        except kubernetes.client.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    eventually(deleted, 30, message="the environment deleted")
+    while barge.status("last").get("state") == "RUNNING":
+        assert nodepool(cluster, ce) is not None, "the NodePool went while its job ran"
+        time.sleep(1)
+    assert barge.status("last")["state"] == "SUCCEEDED", barge.status("last")
+    eventually(lambda: nodepool(cluster, ce) is None, 60, message="the NodePool gone once its job was done")
+
+
 def watch_nodes(done: dict[str, dict[str, Any]]) -> set[str]:
     """The nodes the jobs ran on."""
     return {s["attempts"][-1]["nodeName"] for s in done.values()}
@@ -131,7 +155,7 @@ def test_spot_and_instance_types_show_in_the_nodepool_and_follow_the_environment
     assert requirements["karpenter.sh/capacity-type"] == ["spot"]
     assert requirements["node.kubernetes.io/instance-type"] == ["c-4x-amd64-linux", "c-8x-amd64-linux"]
     assert pool["spec"]["limits"] == {"cpu": "16"}
-    assert pool["metadata"]["ownerReferences"][0]["name"] == ce
+    assert not pool["metadata"].get("ownerReferences")  # Barge deletes it, once its jobs are done
     assert pool["metadata"]["annotations"]["barge.dev/allocation-strategy"] == "SPOT_PRICE_CAPACITY_OPTIMIZED"
     barge.apply(managed_environment(ce, 24, type="EC2", instanceTypes=["c-4x-amd64-linux"]))
 

@@ -19,7 +19,7 @@ KWOK = rules.NodeClassRef("karpenter.kwok.sh", "KWOKNodeClass", "default")
 
 
 def pool(**resources: Any) -> dict[str, Any]:
-    return rules.nodepool_manifest("ce", "uid-1", {"maxvCpus": 32, **resources}, KWOK)
+    return rules.nodepool_manifest("ce", {"maxvCpus": 32, **resources}, KWOK)
 
 
 @pytest.mark.parametrize(("resources", "requirements"), [
@@ -39,13 +39,11 @@ def test_requirements_come_from_type_and_instance_types(resources: dict[str, Any
     assert pool(**resources)["spec"]["template"]["spec"]["requirements"] == [linux, *requirements]
 
 
-def test_the_nodepool_is_owned_labelled_tainted_limited_and_consolidated() -> None:
+def test_the_nodepool_is_labelled_tainted_limited_and_consolidated() -> None:
     manifest = pool(nodeSelector={"team": "a"})
     assert manifest["apiVersion"] == "karpenter.sh/v1" and manifest["kind"] == "NodePool"
     assert manifest["metadata"]["name"] == "barge-ce"
-    assert manifest["metadata"]["ownerReferences"] == [{
-        "apiVersion": "barge.dev/v1alpha1", "kind": "ComputeEnvironment", "name": "ce", "uid": "uid-1",
-        "controller": True, "blockOwnerDeletion": False}]
+    assert manifest["metadata"]["ownerReferences"] is None  # not garbage-collected under running jobs
     template = manifest["spec"]["template"]
     assert template["metadata"]["labels"] == {"team": "a", "barge.dev/compute-environment": "ce"}
     assert template["spec"]["taints"] == [{"key": "barge.dev/compute-environment", "value": "ce",
@@ -69,6 +67,19 @@ def test_a_changed_environment_changes_its_nodepool_and_an_unchanged_one_does_no
     assert rules.differs(pool(type="SPOT"), served)
     assert rules.differs(pool(allocationStrategy="BEST_FIT"), served)
     assert rules.differs(pool(), None)
+    owned = {**served, "metadata": {**served["metadata"], "ownerReferences": [{"kind": "ComputeEnvironment"}]}}
+    assert rules.differs(pool(), owned)  # an owner an earlier Barge gave it is dropped
+
+
+@pytest.mark.parametrize(("pools", "environments", "in_use", "retired"), [
+    (["a", "b"], ["a", "b"], [], []),
+    (["a", "b"], ["a"], [], ["b"]),  # its environment deleted, nothing on it
+    (["a", "b"], ["a"], ["b"], []),  # deleted, but a job still runs there: kept until it is done
+    (["a", "b"], [], ["a"], ["b"]),
+])
+def test_a_nodepool_goes_once_its_environment_is_gone_and_its_jobs_are_done(
+        pools: list[str], environments: list[str], in_use: list[str], retired: list[str]) -> None:
+    assert rules.retired(pools, environments, in_use) == retired
 
 
 def test_only_the_environments_pods_tolerate_its_taint_and_select_its_nodes() -> None:

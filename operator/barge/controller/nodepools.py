@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 from barge.controller.records import EnvironmentRecord
 from barge.controller.store import Store
 from barge.core import nodepools as rules
+from barge.core.resources import Resources
 from barge.kube import Kube
 
 log = logging.getLogger("barge.nodepools")
@@ -30,7 +32,8 @@ class NodePools:
         self._synced_at = float("-inf")
         self._discovered_at = float("-inf")
 
-    async def sync(self) -> None:
+    async def sync(self, usage: Mapping[str, Resources]) -> None:
+        """`usage`: what jobs hold in each environment, as the scheduling pass just counted it."""
         now = time.monotonic()
         if now - self._synced_at < SYNC_SECONDS:
             return
@@ -38,7 +41,7 @@ class NodePools:
         try:
             await self._discover(now)
             if self.store.nodepools_unserved is None:
-                await self._converge()
+                await self._converge(usage)
         except Exception:
             log.exception("syncing Karpenter NodePools failed; retrying after the next scheduling pass")
 
@@ -48,7 +51,7 @@ class NodePools:
         self._discovered_at = now
         self.store.nodepools_unserved = None if await self.kube.nodepools_served() else UNSERVED
 
-    async def _converge(self) -> None:
+    async def _converge(self, usage: Mapping[str, Resources]) -> None:
         listed = await self.kube.list_nodepools(rules.ENVIRONMENT_LABEL)
         if listed is None:  # Karpenter was removed since the last discovery
             self.store.nodepools_unserved = UNSERVED
@@ -56,14 +59,15 @@ class NodePools:
         managed = {e.name: e for e in self.store.environments() if e.managed and e.invalid_reason is None}
         current = {(p.get("metadata") or {}).get("labels", {}).get(rules.ENVIRONMENT_LABEL): p for p in listed}
         for name, environment in managed.items():
-            wanted = rules.nodepool_manifest(name, environment.uid, environment.spec.get("computeResources") or {},
-                                             self.node_class)
+            wanted = rules.nodepool_manifest(name, environment.spec.get("computeResources") or {}, self.node_class)
             if rules.differs(wanted, current.get(name)):
                 log.info("applying NodePool %s", wanted["metadata"]["name"])
                 await self.kube.apply_nodepool(wanted, exists=name in current)
-        for name, pool in current.items():
-            if name not in managed and self.store.environment(str(name)) is None:
-                await self.kube.delete_nodepool(pool["metadata"]["name"])
+        present = {e.name for e in self.store.environments()}
+        in_use = {name for name, used in usage.items() if not used.is_zero()}
+        for name in rules.retired((str(n) for n in current if n not in managed), present, in_use):
+            log.info("deleting NodePool %s: its environment is gone and its jobs are done", name)
+            await self.kube.delete_nodepool(current[name]["metadata"]["name"])
         await self._keep_warm(managed)
         self.store.provisioned = rules.provisioned(await self.kube.list_nodes(rules.ENVIRONMENT_LABEL))
 

@@ -78,7 +78,7 @@ class Operator:
 
     async def _refresh(self, usage: dict[str, Resources]) -> None:
         """After a scheduling pass: NodePools follow the MANAGED environments, then every status."""
-        await self.nodepools.sync()
+        await self.nodepools.sync(usage)
         await self.summaries.refresh(usage)
 
     def kick(self) -> None:

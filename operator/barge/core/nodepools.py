@@ -6,6 +6,7 @@ nodepools room does the I/O.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,17 +87,18 @@ ALLOCATION_STRATEGY_ANNOTATION = "barge.dev/allocation-strategy"
 DEFAULT_STRATEGY = "BEST_FIT_PROGRESSIVE"
 
 
-def nodepool_manifest(environment: str, uid: str, resources: dict[str, Any],
-                      node_class: NodeClassRef) -> dict[str, Any]:
-    """The one NodePool of a MANAGED environment, owned by it (deleting the environment deletes it)."""
+def nodepool_manifest(environment: str, resources: dict[str, Any], node_class: NodeClassRef) -> dict[str, Any]:
+    """The one NodePool of a MANAGED environment."""
     labels = {**(resources.get("nodeSelector") or {}), ENVIRONMENT_LABEL: environment}
     return {
         "apiVersion": NODEPOOL_API_VERSION, "kind": "NodePool",
         "metadata": {
             "name": nodepool_name(environment), "labels": {ENVIRONMENT_LABEL: environment},
             "annotations": {ALLOCATION_STRATEGY_ANNOTATION: resources.get("allocationStrategy") or DEFAULT_STRATEGY},
-            "ownerReferences": [{"apiVersion": API_VERSION, "kind": "ComputeEnvironment", "name": environment,
-                                 "uid": uid, "controller": True, "blockOwnerDeletion": False}],
+            # Not owned by the environment: the garbage collector would delete it, and Karpenter its
+            # nodes, under jobs still running; Barge deletes it once they are done (`retired`).
+            # null drops the owner an earlier Barge gave it.
+            "ownerReferences": None,
         },
         "spec": {
             "template": {
@@ -110,6 +112,11 @@ def nodepool_manifest(environment: str, uid: str, resources: dict[str, Any],
     }
 
 
+def retired(pools: Iterable[str], environments: Collection[str], in_use: Collection[str]) -> list[str]:
+    """The NodePools to delete: those whose environment is gone and has no job left on it."""
+    return sorted(name for name in pools if name not in environments and name not in in_use)
+
+
 def differs(wanted: dict[str, Any], current: dict[str, Any] | None) -> bool:
     """Whether the NodePool in the cluster lacks what Barge wants in it (fields the server defaults are
     not compared)."""
@@ -119,7 +126,8 @@ def differs(wanted: dict[str, Any], current: dict[str, Any] | None) -> bool:
                 or wanted["spec"]["limits"] != (current.get("spec") or {}).get("limits")
                 or wanted["spec"]["disruption"]["consolidateAfter"]
                 != ((current.get("spec") or {}).get("disruption") or {}).get("consolidateAfter")
-                or _missing(wanted, current, "labels") or _missing(wanted, current, "annotations"))
+                or _missing(wanted, current, "labels") or _missing(wanted, current, "annotations")
+                or bool((current.get("metadata") or {}).get("ownerReferences")))
 
 
 def _missing(wanted: dict[str, Any], current: dict[str, Any], field: str) -> bool:
