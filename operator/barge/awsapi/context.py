@@ -11,7 +11,8 @@ from typing import Any
 from barge.awsapi.errors import AwsError, access_denied, client_error, server_error
 from barge.awsapi.identity import Identity
 from barge.awsapi.kubeapi import KubeApi, KubeError, path_of
-from barge.awsapi.names import Arns
+from barge.awsapi.names import TAGS_ANNOTATION, Arns
+from barge.core.states import API_VERSION
 
 
 @dataclass
@@ -68,3 +69,19 @@ async def describe_named(ctx: Context, request: dict[str, Any], field: str, plur
         objects.sort(key=lambda o: o["metadata"]["name"])
     chunk, token = page([to_aws(o) for o in objects], request)
     return {field: chunk, **({"nextToken": token} if token else {})}
+
+
+async def create_cluster_object(ctx: Context, plural: str, kind: str, name: str, spec: dict[str, Any],
+                                tags: dict[str, str], field: str, what: str) -> None:
+    """Create a queue, compute environment or scheduling policy (cluster objects named as given), its
+    tags in the annotation; an existing name is AWS's ClientException naming `field`."""
+    metadata: dict[str, Any] = {"name": name}
+    if tags:
+        metadata["annotations"] = {TAGS_ANNOTATION: json.dumps(tags)}
+    try:
+        await ctx.kube.create(ctx.who, path_of(plural), {"apiVersion": API_VERSION, "kind": kind,
+                                                         "metadata": metadata, "spec": spec})
+    except KubeError as exc:
+        if exc.status == 409:
+            raise client_error(f"{field}: {what} {name!r} already exists") from None
+        raise kube_error(exc, f"{field} {name}") from None

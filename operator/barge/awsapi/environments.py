@@ -6,15 +6,13 @@ An UNMANAGED environment created here selects nodes by its kind's spec.computeRe
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from barge.awsapi import fields, mapping
-from barge.awsapi.context import Context, describe_named, kube_error
+from barge.awsapi.context import Context, create_cluster_object, describe_named, kube_error
 from barge.awsapi.errors import client_error
 from barge.awsapi.kubeapi import KubeError, path_of
-from barge.awsapi.names import TAGS_ANNOTATION, check_kube_name, name_of
-from barge.core.states import API_VERSION
+from barge.awsapi.names import check_kube_name, name_of
 
 PLURAL = "computeenvironments"
 
@@ -43,16 +41,9 @@ async def create(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     if kind not in ("MANAGED", "UNMANAGED"):
         raise client_error(f"type: {kind!r} must be MANAGED or UNMANAGED")
     spec = mapping.environment_spec(request, create=True, kind=str(kind))
-    tags = fields.check_tags(request.get("tags"))
-    body = {"apiVersion": API_VERSION, "kind": "ComputeEnvironment",
-            "metadata": {"name": name, **({"annotations": {TAGS_ANNOTATION: json.dumps(tags)}} if tags else {})},
-            "spec": spec}
-    try:
-        await ctx.kube.create(ctx.who, path_of(PLURAL), body)
-    except KubeError as exc:
-        if exc.status == 409:
-            raise client_error(f"computeEnvironmentName: compute environment {name!r} already exists") from None
-        raise kube_error(exc, f"computeEnvironmentName {name}") from None
+    await create_cluster_object(ctx, PLURAL, "ComputeEnvironment", name, spec,
+                                fields.check_tags(request.get("tags")), "computeEnvironmentName",
+                                "compute environment")
     return {"computeEnvironmentName": name, "computeEnvironmentArn": ctx.arns.environment(name)}
 
 

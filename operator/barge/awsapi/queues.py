@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from barge.awsapi import fields, mapping, scheduling_policies
-from barge.awsapi.context import Context, describe_named, kube_error
+from barge.awsapi.context import Context, create_cluster_object, describe_named, kube_error
 from barge.awsapi.errors import client_error
 from barge.awsapi.kubeapi import KubeError, path_of
-from barge.awsapi.names import TAGS_ANNOTATION, check_kube_name, name_of
-from barge.core.states import API_VERSION
+from barge.awsapi.names import check_kube_name, name_of
 
 PLURAL = "jobqueues"
 
@@ -56,16 +54,8 @@ async def create(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     spec = mapping.queue_spec({k: v for k, v in request.items() if k != "schedulingPolicyArn"}, create=True)
     spec |= await _scheduling_policy(ctx, request)
     await _environments_exist(ctx, spec)
-    tags = fields.check_tags(request.get("tags"))
-    body = {"apiVersion": API_VERSION, "kind": "JobQueue",
-            "metadata": {"name": name, **({"annotations": {TAGS_ANNOTATION: json.dumps(tags)}} if tags else {})},
-            "spec": spec}
-    try:
-        await ctx.kube.create(ctx.who, path_of(PLURAL), body)
-    except KubeError as exc:
-        if exc.status == 409:
-            raise client_error(f"jobQueueName: job queue {name!r} already exists") from None
-        raise kube_error(exc, f"jobQueueName {name}") from None
+    await create_cluster_object(ctx, PLURAL, "JobQueue", name, spec, fields.check_tags(request.get("tags")),
+                                "jobQueueName", "job queue")
     return {"jobQueueName": name, "jobQueueArn": ctx.arns.queue(name)}
 
 

@@ -4,16 +4,14 @@ ARN in schedulingPolicyArn)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from barge.awsapi import fields
-from barge.awsapi.context import Context, kube_error, page
+from barge.awsapi.context import Context, create_cluster_object, kube_error, page
 from barge.awsapi.errors import client_error
 from barge.awsapi.kubeapi import KubeError, path_of
-from barge.awsapi.names import TAGS_ANNOTATION, Arns, check_kube_name, name_of
-from barge.core.states import API_VERSION
+from barge.awsapi.names import Arns, check_kube_name, name_of
 
 PLURAL = "schedulingpolicies"
 KIND = "scheduling-policy"
@@ -71,16 +69,8 @@ def to_aws(obj: Mapping[str, Any], arns: Arns) -> dict[str, Any]:
 async def create(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     name = check_kube_name(request.get("name"), "name")
     spec = {"fairsharePolicy": fairshare_spec(request.get("fairsharePolicy"))}
-    tags = fields.check_tags(request.get("tags"))
-    body = {"apiVersion": API_VERSION, "kind": "SchedulingPolicy",
-            "metadata": {"name": name, **({"annotations": {TAGS_ANNOTATION: json.dumps(tags)}} if tags else {})},
-            "spec": spec}
-    try:
-        await ctx.kube.create(ctx.who, path_of(PLURAL), body)
-    except KubeError as exc:
-        if exc.status == 409:
-            raise client_error(f"name: scheduling policy {name!r} already exists") from None
-        raise kube_error(exc, f"name {name}") from None
+    await create_cluster_object(ctx, PLURAL, "SchedulingPolicy", name, spec, fields.check_tags(request.get("tags")),
+                                "name", "scheduling policy")
     return {"name": name, "arn": ctx.arns.scheduling_policy(name)}
 
 
