@@ -19,6 +19,7 @@ class Settings:
     reason_refresh_seconds: float = 30.0
     reason_updates_per_cycle: int = 200
     placement_report_seconds: float = 1.0
+    starting_pod_report_seconds: float = 5.0  # the same, while the pod is on a node and starting normally
     startup_failure_seconds: float = 60.0  # a container that cannot start ends its attempt after this
     events: bool = True
     standalone: bool = True
@@ -66,6 +67,11 @@ def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
                         help="longest a placed job waits for its pod before STARTING is written; the "
                         "Kubernetes Job is created first, and most jobs go to RUNNING in one write "
                         "(env BARGE_PLACEMENT_REPORT_SECONDS)")
+    parser.add_argument("--starting-pod-report-seconds", type=float,
+                        default=float(_env("STARTING_POD_REPORT_SECONDS", str(d.starting_pod_report_seconds))),
+                        help="the same, for a job whose pod is already on a node with no container failing to "
+                        "start: its STARTING is written with RUNNING unless the container takes longer "
+                        "(env BARGE_STARTING_POD_REPORT_SECONDS)")
     parser.add_argument("--startup-failure-seconds", type=float,
                         default=float(_env("STARTUP_FAILURE_SECONDS", str(d.startup_failure_seconds))),
                         help="how long a container may wait with a reason that means it cannot start "
@@ -105,6 +111,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         finished_job_retention_seconds=args.finished_job_retention,
         kubernetes_job_ttl_seconds=args.kubernetes_job_ttl,
         placement_report_seconds=args.placement_report_seconds,
+        starting_pod_report_seconds=args.starting_pod_report_seconds,
         startup_failure_seconds=args.startup_failure_seconds,
         events=not args.no_events,
         log_level=args.log_level,

@@ -662,3 +662,25 @@ def test_a_job_too_large_to_keep_its_status_fails_at_admission_in_words(env_byte
     else:
         assert patch["state"] == "FAILED" and patch["statusReason"].startswith("Job too large: its spec (")
         assert "\n" not in patch["statusReason"] and "overrides.env" in patch["statusReason"]
+
+
+# --- when STARTING is written on its own ---------------------------------------------------------
+
+ON_NODE = PodObservation(name="p", attempt=1, phase="Pending", node="n1")
+
+
+@pytest.mark.parametrize(("pod", "due"), [
+    (None, 101.0),  # no pod seen yet: STARTING tells the user the job is placed and waits
+    (replace(ON_NODE, node=None), 101.0),  # waiting for a node
+    (replace(ON_NODE, node=None, unschedulable="0/3 nodes are available"), 101.0),
+    (replace(ON_NODE, waiting_reason="ErrImagePull", waiting_message="not found"), 101.0),  # it may never start
+    (replace(ON_NODE, deleting=True), 101.0),
+    (ON_NODE, 105.0),  # on a node, starting normally: RUNNING follows within moments, in the same write
+])
+def test_starting_is_written_on_its_own_when_the_container_is_not_about_to_run(
+        pod: PodObservation | None, due: float) -> None:
+    assert rules.starting_report_due(100.0, pod, report_seconds=1.0, starting_pod_seconds=5.0) == due
+
+
+def test_a_starting_pod_is_never_reported_sooner_than_any_pod() -> None:
+    assert rules.starting_report_due(100.0, ON_NODE, report_seconds=3.0, starting_pod_seconds=2.0) == 103.0

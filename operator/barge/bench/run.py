@@ -36,7 +36,7 @@ import yaml
 
 from barge import __version__
 from barge.bench import managed
-from barge.bench.side_by_side import SideBySide
+from barge.bench.side_by_side import SYSTEMS, SideBySide
 from barge.config import Settings
 from barge.core.states import GROUP, TERMINAL, VERSION
 from barge.dev import cluster, versions
@@ -58,6 +58,7 @@ class Sizes:
     p5_pairs: int
     p2side_jobs: int
     p2side_repeats: int
+    p2side_systems: tuple[str, ...] = SYSTEMS
 
 
 FULL = Sizes(ceiling_pods=10_000, p1_jobs=1000, p1_repeats=5, p2_jobs=10_000, p3_children=100_000, p4_jobs=100_000,
@@ -432,7 +433,8 @@ class Bench:
         self.cleanup(ns)
 
     def p2_side_by_side(self) -> None:
-        self.results |= SideBySide(self, self.sizes.p2side_jobs, self.sizes.p2side_repeats).run()
+        sizes = self.sizes
+        self.results |= SideBySide(self, sizes.p2side_jobs, sizes.p2side_repeats, sizes.p2side_systems).run()
 
     # --- P3 ------------------------------------------------------------------------------
 
@@ -653,10 +655,12 @@ def machine() -> dict[str, Any]:
 
 
 def run(quick: bool, only: list[str], out: Path, array_to_completion: bool = False,
-        p2side_jobs: int | None = None, p2side_repeats: int | None = None) -> dict[str, Any]:
+        p2side_jobs: int | None = None, p2side_repeats: int | None = None,
+        p2side_systems: tuple[str, ...] | None = None) -> dict[str, Any]:
     sizes = QUICK if quick else FULL
     sizes = dataclasses.replace(sizes, p2side_jobs=p2side_jobs or sizes.p2side_jobs,
-                                p2side_repeats=p2side_repeats or sizes.p2side_repeats)
+                                p2side_repeats=p2side_repeats or sizes.p2side_repeats,
+                                p2side_systems=p2side_systems or sizes.p2side_systems)
     kubeconfig = cluster.up(cluster.default_options())
     subprocess.run([str(cluster.build.binary("kubectl")), f"--kubeconfig={kubeconfig}", "apply", "-f",
                     str(ROOT / "crds")], check=True, capture_output=True)

@@ -176,22 +176,22 @@ class QuotaSampler:
 
 
 class SideBySide:
-    def __init__(self, bench: Bench, jobs: int, repeats: int) -> None:
-        self.bench, self.jobs, self.repeats = bench, jobs, repeats
+    def __init__(self, bench: Bench, jobs: int, repeats: int, systems: tuple[str, ...] = SYSTEMS) -> None:
+        self.bench, self.jobs, self.repeats, self.systems = bench, jobs, repeats, systems
 
     def run(self) -> dict[str, Any]:
         self.bench.stop_operator()  # each phase runs only its own system
         runs: list[PhaseRun] = []
         phases: dict[str, Callable[[], PhaseRun]] = {"plain": self.plain, "barge": self.barge, "kueue": self.kueue}
         for turn in range(self.repeats):
-            for system in SYSTEMS:
+            for system in self.systems:
                 say(f"P2 side by side, turn {turn + 1}/{self.repeats}: {self.jobs} one-pod jobs ({JOB_CPU} CPU, "
                     f"{POD_SECONDS}) through {QUOTA_CPU} CPUs, {system}")
                 runs.append(phases[system]())
                 say(f"  {system}: {runs[-1].seconds:.1f} s, peak {runs[-1].peak_running} running, "
                     f"{sum(runs[-1].writes.values()) / self.jobs:.1f} writes/job")
         return {"p2side_jobs": self.jobs, "p2side_repeats": self.repeats, "p2side_job_cpu": JOB_CPU,
-                "p2side_quota_cpu": QUOTA_CPU, "p2side_order": ",".join(SYSTEMS),
+                "p2side_quota_cpu": QUOTA_CPU, "p2side_order": ",".join(self.systems),
                 **figures(runs, self.jobs)}
 
     # --- plumbing ---

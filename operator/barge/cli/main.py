@@ -59,13 +59,37 @@ def build_parser() -> argparse.ArgumentParser:
                        help="jobs per phase of the p2side step (default: 2000 with --quick, else 10000)")
     bench.add_argument("--p2side-repeats", type=positive_int, default=None,
                        help="turns of the p2side step's three phases (default 2)")
+    bench.add_argument("--p2side-systems", type=systems, default=None,
+                       help="comma-separated subset of plain,barge,kueue for the p2side step (default: all three)")
     bench.add_argument("--array-to-completion", action="store_true",
                        help="P3 also runs the whole array to its end (hours at full size)")
     from barge.bench.run import OUT_DIR
 
     bench.add_argument("--out", type=Path, default=OUT_DIR / "results.json",
-                       help="where to write the JSON (default: operator/barge/bench/out/results.json)")
+                       help="where to write the JSON, a file or a directory to write results.json into "
+                       "(default: operator/barge/bench/out/results.json)")
     return parser
+
+
+def systems(text: str) -> tuple[str, ...]:
+    from barge.bench.side_by_side import SYSTEMS
+
+    chosen = tuple(s for s in text.split(",") if s)
+    unknown = [s for s in chosen if s not in SYSTEMS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"{','.join(unknown) or 'nothing'} is not one of "
+                                         f"{','.join(SYSTEMS)}")
+    return tuple(s for s in SYSTEMS if s in chosen)
+
+
+def results_path(out: Path) -> Path:
+    """Where the benchmark writes its JSON; checked before a run of an hour, not after it."""
+    if out.is_dir():
+        out = out / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a"):  # writable now, or the error names the path before anything is measured
+        pass
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         from barge.bench.run import run
 
-        run(args.quick, [s for s in args.only.split(",") if s], args.out, args.array_to_completion,
-            args.p2side_jobs, args.p2side_repeats)
+        run(args.quick, [s for s in args.only.split(",") if s], results_path(args.out), args.array_to_completion,
+            args.p2side_jobs, args.p2side_repeats, args.p2side_systems)
         return 0
     if args.command == "console":
         from barge.console.server import run as run_console

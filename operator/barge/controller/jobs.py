@@ -116,14 +116,14 @@ class Jobs:
             if patch.get("state") is not None:
                 self.router.kick()
 
-    def _current_pod(self, record: JobRecord) -> PodObservation | None:
+    def current_pod(self, record: JobRecord) -> PodObservation | None:
         """The current attempt's pod; a multi-node job's main node."""
         nodes = record.resolved.nodes
         pods = self.store.pods(record.uid)
         return gangs.main_pod(nodes, pods, record.attempt) if nodes else rules.current_pod(record, pods)
 
     async def _terminate(self, record: JobRecord) -> None:
-        pod = self._current_pod(record)
+        pod = self.current_pod(record)
         if record.state in rules.ACTIVE:
             await self.kube.delete_job(record.namespace, rules.kube_job_name(record))
         await self.status.write(record, rules.terminate(record, pod, self.clock()))
@@ -131,7 +131,7 @@ class Jobs:
 
     async def _follow_attempt(self, record: JobRecord) -> None:
         kube_job = rules.current_kube_job(record, self.store.kube_jobs(record.uid))
-        pod = self._current_pod(record)
+        pod = self.current_pod(record)
         gang = record.resolved.nodes is not None
         if pod is None and (kube_job is None or (kube_job.managed and not gang)):
             await self._ensure_kube_job(record)  # and, for a one-pod job, its pod

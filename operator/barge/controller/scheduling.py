@@ -77,6 +77,7 @@ class Scheduler:
         self._reason_written_at: dict[JobKey, float] = {}
         self._last_pass = (0.0, 0.0)  # when the last scheduling pass ended (monotonic), and what it took
         self._reasons_left = False  # the last pass had more reasons to write than its budget
+        self._starting_due: dict[JobKey, float] = {}  # placed jobs whose STARTING write was put off, until when
 
     def kick(self) -> None:
         self._wake.set()
@@ -113,10 +114,10 @@ class Scheduler:
         return time.monotonic() - at >= max(IDLE_PASS_SECONDS, IDLE_PASS_COST_FACTOR * duration)
 
     def _next_wakeup(self) -> float:
-        first = self.store.first_placed_at()
-        if first is None:
+        report = self.settings.placement_report_seconds
+        due = min((self._starting_due.get(key, at + report) for key, at in self.store.placed_times()), default=None)
+        if due is None:
             return IDLE_PASS_SECONDS
-        due = first + self.settings.placement_report_seconds
         return min(IDLE_PASS_SECONDS, max(0.05, due - self.clock()))
 
     # --- the snapshot ----------------------------------------------------------------------------
@@ -306,19 +307,30 @@ class Scheduler:
             await self.jobs.create_kube_job(self.store.effective(current), environment)
 
     async def flush_placements(self) -> None:
-        """Write STARTING for placed jobs whose pod has not reported within placement_report_seconds."""
-        due = self.clock() - self.settings.placement_report_seconds
-        await asyncio.gather(*[self._flush_placement(key) for key in self.store.placements_due(due)])
+        """Write STARTING for placed jobs whose container has not run in time (core.job.starting_report_due)."""
+        now = self.clock()
+        self._starting_due = {key: at for key, at in self._starting_due.items() if self.store.placement_assumed(key)}
+        due = [key for key in self.store.placements_due(now - self.settings.placement_report_seconds)
+               if self._starting_due.get(key, 0.0) <= now]
+        await asyncio.gather(*[self._flush_placement(key, now) for key in due])
 
-    async def _flush_placement(self, key: JobKey) -> None:
+    async def _flush_placement(self, key: JobKey, now: float) -> None:
         async with self.locks(key):
             current = self.store.job(key)
-            if current is None or not self.store.placement_assumed(key):
+            placed = self.store.assumed_placement(key)
+            if current is None or placed is None:
                 return
             if current.state not in PLACEABLE:  # written by another path already
                 self.store.take_placement(key)
                 return
-            await self.status.write(self.store.effective(current), {})
+            current = self.store.effective(current)
+            due = rules.starting_report_due(placed[0], self.jobs.current_pod(current),
+                                            self.settings.placement_report_seconds,
+                                            self.settings.starting_pod_report_seconds)
+            if due > now:
+                self._starting_due[key] = due
+                return
+            await self.status.write(current, {})
 
     async def _cancel_by_rule(self, record: JobRecord, reason: str) -> None:
         async with self.locks(record.key):

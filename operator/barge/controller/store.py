@@ -337,8 +337,8 @@ class Store:
     def placements_due(self, placed_before: float) -> list[JobKey]:
         return [key for key, (at, _) in self._placements.items() if at <= placed_before]
 
-    def first_placed_at(self) -> float | None:
-        return min((at for at, _ in self._placements.values()), default=None)
+    def placed_times(self) -> Iterator[tuple[JobKey, float]]:
+        return ((key, at) for key, (at, _) in self._placements.items())
 
     def adopt_placement(self, record: JobRecord) -> bool:
         """A RUNNABLE one-pod job (its admission written, or held) whose Kubernetes Job exists was

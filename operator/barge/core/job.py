@@ -397,6 +397,16 @@ def placement_patch(environment: str, kube_job: str) -> JobStatusPatch:
             "waiting": None}
 
 
+def starting_report_due(placed_at: float, pod: PodObservation | None, report_seconds: float,
+                        starting_pod_seconds: float) -> float:
+    """When a placed job's STARTING is written on its own, if its container has not run by then (a
+    container that runs first has STARTING written with RUNNING, in one write). A pod already on a
+    node with nothing failing to start is given longer: its state would change again within moments."""
+    starting_normally = (pod is not None and pod.node is not None and pod.active and not pod.unschedulable
+                         and not pod.waiting_reason)
+    return placed_at + (max(report_seconds, starting_pod_seconds) if starting_normally else report_seconds)
+
+
 def waiting_patch(wait: Waiting) -> JobStatusPatch:
     return {"statusReason": wait.reason, "waiting": {"category": wait.category, "since": wait.since}}
 
