@@ -5,6 +5,7 @@ jobs (Barge manages them: the TTL controller never sees those finish)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from barge.core.states import PENDING, RUNNING, STARTING, TERMINAL
 from barge.core.times import parse_time
 from barge.kube import Kube
 
+FINISHED_SWEEP_SECONDS = 5.0
+
 
 class Housekeeping:
     def __init__(self, settings: Settings, kube: Kube, store: Store, router: Router, arrays: Arrays,
@@ -29,12 +32,18 @@ class Housekeeping:
         self.router = router
         self.arrays = arrays
         self.clock = clock
+        self._finished_swept = 0.0  # monotonic
 
     async def sweep(self) -> None:
+        """Every wake: the jobs whose time alone is due. Every FINISHED_SWEEP_SECONDS: the finished
+        jobs past their retention or their Kubernetes Jobs' TTL (kept finished jobs may be many)."""
         now = self.clock()
         retention = self.settings.finished_job_retention_seconds
         work: list[Any] = []
-        for record in self.store.jobs():
+        finished_due = time.monotonic() - self._finished_swept >= FINISHED_SWEEP_SECONDS
+        if finished_due:
+            self._finished_swept = time.monotonic()
+        for record in self.store.jobs() if finished_due else self.store.live_jobs():
             if self._due(record, now):
                 self.router.request_reconcile(record.key)
             elif record.state in TERMINAL:

@@ -71,14 +71,18 @@ def _interned(value: Any, enumerated: bool = False) -> Any:
     return value
 
 
-def _compact(status: dict[str, Any]) -> dict[str, Any]:
+def _compact(status: dict[str, Any], like: dict[str, Any] | None = None) -> dict[str, Any]:
     """Jobs of one definition resolve to equal specs, and jobs waiting in one queue share their
-    reason: keep one copy of each in memory, not one per job (100,000 jobs wait in a deep queue)."""
+    reason: keep one copy of each in memory, not one per job (100,000 jobs wait in a deep queue).
+    `like`: the status of the job's previous version, whose shared values are most often unchanged
+    (comparing is much cheaper than finding the shared copy again)."""
     compact = {sys.intern(k): v if k in _SHARED_FIELDS or k == "arrayProperties" else _interned(v, k in _ENUMERATED)
                for k, v in status.items()}
     for name in _SHARED_FIELDS:
-        if isinstance(compact.get(name), (dict, str)):
-            compact[name] = _shared(compact[name])
+        value = compact.get(name)
+        if isinstance(value, (dict, str)):
+            before = like.get(name) if like is not None else None
+            compact[name] = before if before is not None and before == value else _shared(value)
     reason = compact.get("statusReason")
     for condition in compact.get("conditions") or ():
         if isinstance(condition, dict) and condition.get("message") == reason:
@@ -105,7 +109,8 @@ class JobRecord:
         self.key = (self.namespace, self.name)
 
     @classmethod
-    def from_body(cls, body: Any) -> JobRecord:
+    def from_body(cls, body: Any, like: JobRecord | None = None) -> JobRecord:
+        """`like`: the job's previous version, if any (see _compact)."""
         metadata = body.get("metadata") or {}
         record = cls(
             namespace=metadata.get("namespace", ""),
@@ -115,7 +120,7 @@ class JobRecord:
             generation=int(metadata.get("generation") or 1),
             created=metadata.get("creationTimestamp") or "",
             spec=_interned(body.get("spec") or {}),
-            status=_compact(dict(body.get("status") or {})),
+            status=_compact(dict(body.get("status") or {}), like.status if like is not None else None),
         )
         if record.status.get("jobId") == record.uid:
             record.status["jobId"] = record.uid

@@ -255,7 +255,7 @@ class Scheduler:
 
     async def scheduling_pass(self) -> dict[str, Resources]:
         """One pass; returns each compute environment's usage as decided."""
-        snapshot, by_key = self.snapshot(list(self.store.jobs()))
+        snapshot, by_key = self.snapshot(list(self.store.live_jobs()))
         started = time.perf_counter()
         decisions = schedule(snapshot, self.clock())
         metrics.CYCLE_SECONDS.observe(time.perf_counter() - started)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -58,6 +59,10 @@ class Store:
     def __init__(self) -> None:
         self.indexes: dict[str, Index] = {}
         self._jobs: dict[JobKey, JobRecord] = {}
+        # The jobs not finished (a pass looks only at them, however many finished jobs are kept; it
+        # orders jobs itself), and the finished ones counted per (queue, state).
+        self._live: dict[JobKey, None] = {}
+        self._finished: Counter[tuple[str, str]] = Counter()
         self._keys_by_uid: dict[str, JobKey] = {}
         self._dependents: dict[JobKey, set[JobKey]] = {}
         self._dependents_by_id: dict[str, set[JobKey]] = {}  # dependsOn[].jobId (AWS's way)
@@ -93,18 +98,36 @@ class Store:
     # --- BatchJobs ------------------------------------------------------------------------
 
     def remember(self, body: Mapping[str, Any]) -> JobRecord:
-        """A BatchJob as seen in an event, a list or a write response; never older than what we hold."""
-        record = JobRecord.from_body(body)
-        key = record.key
-        held = self._jobs.get(key)
-        if held is not None and held.resource_version > record.resource_version:
+        """A BatchJob as seen in an event, a list or a write response; never older than what we hold.
+        A version already held (the watch's echo of our own write) is not parsed again."""
+        metadata = body.get("metadata") or {}
+        held = self._jobs.get((str(metadata.get("namespace", "")), str(metadata.get("name", ""))))
+        if (held is not None and held.uid == metadata.get("uid")
+                and held.resource_version >= resource_version(metadata)):
             return held
-        if held is not None and held.uid != record.uid:
-            self._keys_by_uid.pop(held.uid, None)
+        record = JobRecord.from_body(body, like=held)
+        key = record.key
+        if held is not None:
+            self._count_finished(held, -1)
+            if held.uid != record.uid:
+                self._keys_by_uid.pop(held.uid, None)
         self._jobs[key] = record
+        self._count_finished(record, 1)
         self._keys_by_uid[record.uid] = key
         self._index_dependencies(record)
         return record
+
+    def _count_finished(self, record: JobRecord, sign: int) -> None:
+        """Keep _live and _finished as they are with `record` added (1) or removed (-1)."""
+        if record.state in TERMINAL:
+            counted = (record.queue, str(record.state))
+            self._finished[counted] += sign
+            if not self._finished[counted]:
+                del self._finished[counted]
+            if sign > 0:
+                self._live.pop(record.key, None)
+        elif sign > 0:
+            self._live.setdefault(record.key)
 
     def _index_dependencies(self, record: JobRecord) -> None:
         for dependency in record.spec.get("dependsOn") or []:
@@ -120,6 +143,8 @@ class Store:
         record = self._jobs.pop(key, None)
         if record is None:
             return
+        self._count_finished(record, -1)
+        self._live.pop(key, None)
         self._keys_by_uid.pop(record.uid, None)
         self.forget_owned_by(record.uid)
         for dependency in record.spec.get("dependsOn") or []:
@@ -136,6 +161,18 @@ class Store:
                     by_id.discard(key)
                     if not by_id:
                         del self._dependents_by_id[str(dependency["jobId"])]
+
+    def live_jobs(self) -> Iterator[JobRecord]:
+        """The jobs not SUCCEEDED or FAILED (as written)."""
+        jobs = self._jobs
+        return (jobs[key] for key in list(self._live))
+
+    def finished_counts(self) -> dict[str, Counter[str]]:
+        """SUCCEEDED and FAILED jobs per queue."""
+        counts: dict[str, Counter[str]] = {}
+        for (queue, state), count in self._finished.items():
+            counts.setdefault(queue, Counter())[state] = count
+        return counts
 
     def job(self, key: JobKey) -> JobRecord | None:
         return self._jobs.get(key)

@@ -24,9 +24,9 @@ class Summaries:
         self.status = status
 
     async def refresh(self, usage: dict[str, Resources]) -> None:
-        by_queue: dict[str, Counter[str]] = {}
+        by_queue = self.store.finished_counts()
         by_environment: dict[str, Counter[str]] = {}
-        for record in self.store.jobs():
+        for record in self.store.live_jobs():
             if not self.store.waits_as_written(record):
                 record = self.store.effective(record)
             state = record.state or SUBMITTED
