@@ -31,6 +31,10 @@ log = logging.getLogger("barge.scheduling")
 IDLE_PASS_SECONDS = 2.0
 IDLE_PASS_COST_FACTOR = 20  # a pass nothing asked for costs at most 1/20 of the time
 COALESCE_SECONDS = 0.02  # let a burst of events gather into one pass
+# ... and longer when deciding is costly (many jobs wait): the decision itself (the snapshot and
+# schedule(), which hold the event loop) takes at most 1/(1 + COALESCE_COST_FACTOR) of the time.
+COALESCE_COST_FACTOR = 3
+COALESCE_MAX_SECONDS = 0.2
 REQUESTS_KEPT = 4096
 CAPS = (QUEUE_MAX_RUNNING, ARRAY_MAX_PARALLEL)
 
@@ -77,6 +81,7 @@ class Scheduler:
         self._reason_written_at: dict[JobKey, float] = {}
         self._last_pass = (0.0, 0.0)  # when the last scheduling pass ended (monotonic), and what it took
         self._reasons_left = False  # the last pass had more reasons to write than its budget
+        self._decide_seconds = 0.0  # what the last pass's snapshot and schedule() took
         self._starting_due: dict[JobKey, float] = {}  # placed jobs whose STARTING write was put off, until when
 
     def kick(self) -> None:
@@ -91,7 +96,8 @@ class Scheduler:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._next_wakeup())
             asked = self._wake.is_set() or self._reasons_left
             self._wake.clear()
-            await asyncio.sleep(COALESCE_SECONDS)
+            await asyncio.sleep(min(COALESCE_MAX_SECONDS, max(COALESCE_SECONDS,
+                                                              COALESCE_COST_FACTOR * self._decide_seconds)))
             if not self.store.ready:
                 continue
             try:
@@ -255,10 +261,12 @@ class Scheduler:
 
     async def scheduling_pass(self) -> dict[str, Resources]:
         """One pass; returns each compute environment's usage as decided."""
+        began = time.perf_counter()
         snapshot, by_key = self.snapshot(list(self.store.live_jobs()))
         started = time.perf_counter()
         decisions = schedule(snapshot, self.clock())
         metrics.CYCLE_SECONDS.observe(time.perf_counter() - started)
+        self._decide_seconds = time.perf_counter() - began
         work = [self._place(by_key[p.key], p.environment) if rules.array_size(by_key[p.key]) is None
                 else self.arrays.place_children(by_key[p.key], p.environment, p.count) for p in decisions.placements]
         work += [self._cancel_by_rule(by_key[c.key], c.reason) for c in decisions.cancellations]
