@@ -29,6 +29,7 @@ def test_every_benchmark_step_runs_and_reports_its_figures(crds: Cluster,
         operator_process.start()
     r = runner.results
     for key in ("ceiling_pods_per_s", "p1_dispatch_ratio", "p1_barge_jobs_per_s", "p1_raw_jobs_per_s", "p2_total_s",
+                "p1_pod_dispatch_ratio_while_submitting", "p1_dispatch_ratio_while_submitting",
                 "p2_admitted_per_s", "p3_status_bytes", "p3_seconds_to_full_parallelism", "p4_rss_mb",
                 "p4_cycle_p50_ms", "p4_cycle_p95_ms", "p5_release_p50_s", "p5_release_p95_s"):
         assert isinstance(r[key], (int, float)) and r[key] > 0, (key, r.get(key))

@@ -256,12 +256,13 @@ class Bench:
         page = json.loads(response.data)
         return len(page["items"]) + int(page["metadata"].get("remainingItemCount") or 0)
 
-    def jobs_created(self, namespace: str, n: int) -> threading.Event:
-        """Set the moment the Nth Kubernetes Job of the namespace exists, seen through a watch started
-        now: polling a list would add up to its interval, and its own latency, to every figure."""
-        version = self.batch.list_namespaced_job(namespace, limit=1).metadata.resource_version
-        response = self.batch.list_namespaced_job(namespace, watch=True, resource_version=version,
-                                                  timeout_seconds=1800, _preload_content=False)
+    def jobs_created(self, namespace: str, n: int, kind: str = "jobs") -> threading.Event:
+        """Set the moment the Nth Kubernetes Job (or pod) of the namespace exists, seen through a watch
+        started now: polling a list would add up to its interval, and its own latency, to every figure."""
+        lister = self.batch.list_namespaced_job if kind == "jobs" else self.core.list_namespaced_pod
+        version = lister(namespace, limit=1).metadata.resource_version
+        response = lister(namespace, watch=True, resource_version=version, timeout_seconds=1800,
+                          _preload_content=False)
         done = threading.Event()
 
         def follow() -> None:
@@ -330,8 +331,12 @@ class Bench:
         raw, barge = statistics.median(raw_runs), statistics.median(rate for rate, _ in barge_runs)
         writes = statistics.median(w for _, w in barge_runs)
         # The same N while they are still being submitted: the operator shares the apiserver with the
-        # submitting client, which does the same amount of writing as the plain client.
-        streaming, streaming_writes = self._p1_through_barge(n)
+        # submitting client, which does the same amount of writing as the plain client. Barge creates
+        # a one-pod job's pod itself: the time until every pod exists is compared too, against the
+        # plain Jobs' pods (which the Job controller creates).
+        raw_pods: list[float] = []
+        self._p1_raw(n, raw_pods)
+        streaming, streaming_writes, streaming_pods = self._p1_through_barge(n)
         # Once with Kubernetes Events off: what the Events cost on this apiserver.
         self.stop_operator()
         self.start_operator(BARGE_EVENTS="false")
@@ -347,13 +352,17 @@ class Bench:
             "p1_barge_jobs_per_s_while_submitting": round(streaming, 1),
             "p1_barge_writes_per_job_while_submitting": streaming_writes,
             "p1_dispatch_ratio_while_submitting": round(streaming / raw, 3),
+            "p1_raw_pods_per_s": round(raw_pods[0], 1),
+            "p1_barge_pods_per_s_while_submitting": round(streaming_pods, 1),
+            "p1_pod_dispatch_ratio_while_submitting": round(streaming_pods / raw_pods[0], 3),
             "p1_barge_jobs_per_s_no_events": round(quiet, 1),
             "p1_dispatch_ratio_no_events": round(quiet / raw, 3),
             "p1_barge_writes_per_job_no_events": quiet_writes,
         }
 
-    def _p1_raw(self, n: int) -> tuple[float, dict[str, float]]:
-        """Jobs/s of a plain client creating N Jobs, and the CPU per job of every process meanwhile."""
+    def _p1_raw(self, n: int, pods_rate: list[float] | None = None) -> tuple[float, dict[str, float]]:
+        """Jobs/s of a plain client creating N Jobs, and the CPU per job of every process meanwhile;
+        with `pods_rate`, also the rate at which their pods came to exist (the Job controller's part)."""
         namespace = self.fresh_namespace("bench-p1-raw")
         template = {"metadata": {"annotations": {DELAY: "1s"}}, "spec": {
             "restartPolicy": "Never", "nodeSelector": {"barge.dev/pool": "cpu"},
@@ -364,28 +373,35 @@ class Bench:
                                                          "metadata": {"name": f"raw-{i}"},
                                                          "spec": {"backoffLimit": 0, "template": template}})
 
+        pods = self.jobs_created(namespace, n, kind="pods") if pods_rate is not None else None
         cpu = self.cpu_seconds()
         started = time.monotonic()
         list(self.raw_pool.map(create_raw, range(n)))
         rate = n / (time.monotonic() - started)
         used = self.cpu_per_job(cpu, self.cpu_seconds(), n)
+        if pods is not None and pods_rate is not None:
+            self.wait_created(pods, "the plain Jobs' pods")
+            pods_rate.append(n / (time.monotonic() - started))
         self.cleanup(namespace)
         return rate, used
 
-    def _p1_through_barge(self, n: int) -> tuple[float, float]:
+    def _p1_through_barge(self, n: int) -> tuple[float, float, float]:
+        """Jobs/s while a client submits N BatchJobs, writes per job, and the rate at which their pods came to exist."""
         ns = self.fresh_namespace("bench-p1")
         self.environment(ns, 100_000)
         self.definition(ns, "tiny", cpu="10m")
         names = [f"j-{i}" for i in range(n)]
         before = self.writes()
-        created = self.jobs_created(ns, n)
+        created, pods = self.jobs_created(ns, n), self.jobs_created(ns, n, kind="pods")
         started = time.monotonic()
         threading.Thread(target=self.submit, args=(ns, names, "tiny", ns), daemon=True).start()
         self.wait_created(created, "Barge's Kubernetes Jobs")
         rate = n / (time.monotonic() - started)
         writes = round((self.writes() - before) / n, 2)
+        self.wait_created(pods, "the pods of Barge's jobs")
+        pods_rate = n / (time.monotonic() - started)
         self.cleanup(ns)
-        return rate, writes
+        return rate, writes, pods_rate
 
     def _p1_queued(self, n: int) -> tuple[float, float, dict[str, float]]:
         """N jobs wait RUNNABLE behind a DISABLED compute environment; the clock starts when it is enabled."""
