@@ -162,8 +162,15 @@ class Jobs:
                 self.router.kick()
             return
         patch = rules.unschedulable_patch(record, pod)
-        if patch is not None or nodes_patch:
+        if patch is not None or nodes_patch or self._starting_due(record, pod, now):
             await self.status.write(record, {**nodes_patch, **(patch or {})})
+
+    def _starting_due(self, record: JobRecord, pod: PodObservation | None, now: float) -> bool:
+        """A placement not written yet whose pod now says STARTING is due (it cannot start, say):
+        written at this report, not at the end of the longer wait given to a pod starting normally."""
+        placed = self.store.assumed_placement(record.key)
+        return placed is not None and rules.starting_report_due(
+            placed[0], pod, self.settings.placement_report_seconds, self.settings.starting_pod_report_seconds) <= now
 
     async def _ensure_kube_job(self, record: JobRecord) -> None:
         """Placed but no Kubernetes Job (or, for a one-pod job, no pod) seen: create it (after a
