@@ -13,10 +13,11 @@ from tests.e2e.kube import Cluster
 
 
 def pending_pod(name: str, labelled: bool = True) -> dict[str, Any]:
-    """A pod that no node will take (it stays Pending), carrying the job-id label unless told not to."""
+    """A pod that stays Pending untouched (no scheduler by that name, so nothing writes to it after it is
+    created and the only events are the test's own), carrying the job-id label unless told not to."""
     labels = {"barge.dev/job-id": "informer-test", "barge.dev/attempt": "1"} if labelled else {}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
-            "spec": {"nodeSelector": {"barge.dev/pool": "no-such-pool"},
+            "spec": {"schedulerName": "no-such-scheduler", "nodeSelector": {"barge.dev/pool": "no-such-pool"},
                      "containers": [{"name": "main", "image": "busybox"}]}}
 
 
