@@ -20,6 +20,7 @@ class Settings:
     reason_updates_per_cycle: int = 200
     placement_report_seconds: float = 1.0
     starting_pod_report_seconds: float = 5.0  # the same, while the pod is on a node and starting normally
+    running_report_seconds: float = 2.0  # a started container's RUNNING waits this long for its end
     startup_failure_seconds: float = 60.0  # a container that cannot start ends its attempt after this
     events: bool = True
     standalone: bool = True
@@ -72,6 +73,11 @@ def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the same, for a job whose pod is already on a node with no container failing to "
                         "start: its STARTING is written with RUNNING unless the container takes longer "
                         "(env BARGE_STARTING_POD_REPORT_SECONDS)")
+    parser.add_argument("--running-report-seconds", type=float,
+                        default=float(_env("RUNNING_REPORT_SECONDS", str(d.running_report_seconds))),
+                        help="how long after a container starts its RUNNING is written; a container that ends "
+                        "sooner has its end written instead, in one write, with the RUNNING Event still posted "
+                        "(env BARGE_RUNNING_REPORT_SECONDS)")
     parser.add_argument("--startup-failure-seconds", type=float,
                         default=float(_env("STARTUP_FAILURE_SECONDS", str(d.startup_failure_seconds))),
                         help="how long a container may wait with a reason that means it cannot start "
@@ -112,6 +118,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         kubernetes_job_ttl_seconds=args.kubernetes_job_ttl,
         placement_report_seconds=args.placement_report_seconds,
         starting_pod_report_seconds=args.starting_pod_report_seconds,
+        running_report_seconds=args.running_report_seconds,
         startup_failure_seconds=args.startup_failure_seconds,
         events=not args.no_events,
         log_level=args.log_level,

@@ -4,6 +4,7 @@ Pure code with a fixed clock: every rule takes `now` explicitly."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -676,6 +677,8 @@ ON_NODE = PodObservation(name="p", attempt=1, phase="Pending", node="n1")
     (replace(ON_NODE, waiting_reason="ErrImagePull", waiting_message="not found"), 101.0),  # it may never start
     (replace(ON_NODE, deleting=True), 101.0),
     (ON_NODE, 105.0),  # on a node, starting normally: RUNNING follows within moments, in the same write
+    (replace(ON_NODE, phase="Running", running_since="2026-01-01T00:00:00Z"), math.inf),  # RUNNING's report now
+    (replace(ON_NODE, phase="Succeeded", started_at="2026-01-01T00:00:00Z"), 101.0),  # ended: its end is due
 ])
 def test_starting_is_written_on_its_own_when_the_container_is_not_about_to_run(
         pod: PodObservation | None, due: float) -> None:
@@ -684,3 +687,37 @@ def test_starting_is_written_on_its_own_when_the_container_is_not_about_to_run(
 
 def test_a_starting_pod_is_never_reported_sooner_than_any_pod() -> None:
     assert rules.starting_report_due(100.0, ON_NODE, report_seconds=3.0, starting_pod_seconds=2.0) == 103.0
+
+
+# --- when RUNNING is written ---------------------------------------------------------------------
+
+RAN = "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(("state", "outcome", "due"), [
+    (STARTING, Outcome(RUNNING, "Container running on node n1", started_at=RAN), 102.0),  # waits for its end
+    (RUNNING, Outcome(RUNNING, "Container running on node n1", started_at=RAN), None),
+    (STARTING, Outcome(SUCCEEDED, "Essential container in task exited", started_at=RAN), None),  # the end: now
+    (STARTING, Outcome(FAILED, "CannotPullContainerError: not found"), None),
+    (STARTING, Outcome(RUNNABLE, "Essential container in task exited", started_at=RAN, retry=True), None),
+])
+def test_a_started_container_has_running_written_once_it_has_run_a_while(
+        state: str, outcome: Outcome, due: float | None) -> None:
+    assert rules.running_report_due(make(state), outcome, 100.0, report_seconds=2.0) == due
+
+
+@pytest.mark.parametrize(("state", "outcome", "announced"), [
+    (STARTING, Outcome(SUCCEEDED, "Essential container in task exited", started_at=RAN), True),
+    (STARTING, Outcome(RUNNABLE, "Essential container in task exited", started_at=RAN, retry=True), True),
+    (RUNNING, Outcome(SUCCEEDED, "Essential container in task exited", started_at=RAN), False),  # it was written
+    (STARTING, Outcome(FAILED, "CannotPullContainerError: not found"), False),  # never ran
+    (STARTING, Outcome(RUNNING, "Container running on node n1", started_at=RAN), False),  # written itself
+])
+def test_an_attempt_that_ran_without_running_written_still_tells_it(state: str, outcome: Outcome,
+                                                                     announced: bool) -> None:
+    assert rules.ran_unannounced(make(state), outcome) is announced
+
+
+def test_the_running_event_of_an_unwritten_running_names_the_node() -> None:
+    assert rules.running_announcement(replace(ON_NODE, phase="Succeeded")) == {
+        "state": RUNNING, "statusReason": "Container running on node n1"}

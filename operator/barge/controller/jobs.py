@@ -20,7 +20,7 @@ from barge.controller.store import Store
 from barge.core import gangs, manifests
 from barge.core import job as rules
 from barge.core.jobstatus import JobStatusPatch
-from barge.core.lifecycle import PodObservation
+from barge.core.lifecycle import Outcome, PodObservation
 from barge.core.states import MANAGED_BY, RUNNING, TERMINAL, UNADMITTED
 
 log = logging.getLogger("barge.jobs")
@@ -44,6 +44,7 @@ class Jobs:
         self.clock = clock
         self.gangs = Gangs(self.kube, store)
         self._created: set[str] = set()  # "namespace/name" of Jobs created by this process, not yet finished
+        self._running_seen: dict[JobKey, tuple[int, float]] = {}  # attempt, when first seen running
 
     async def reconcile(self, key: JobKey) -> None:
         await self.store.listed.wait()
@@ -150,7 +151,11 @@ class Jobs:
             self.router.kick()
             return
         outcome = rules.advance(record, pod, kube_job, now, self.settings.startup_failure_seconds)
+        if outcome is not None and not gang and self._running_not_due(record, outcome, now):
+            return
         if outcome is not None:
+            if rules.ran_unannounced(record, outcome):
+                self.status.announce(record, RUNNING, rules.running_announcement(pod))
             if outcome.stop_pod:  # it cannot start: stop the image pull and free the node's room now
                 await self.kube.delete_job(record.namespace, rules.kube_job_name(record))
             elif gang and outcome.state != RUNNING:  # the main node ended: so do the others
@@ -164,6 +169,19 @@ class Jobs:
         patch = rules.unschedulable_patch(record, pod)
         if patch is not None or nodes_patch or self._starting_due(record, pod, now):
             await self.status.write(record, {**nodes_patch, **(patch or {})})
+
+    def _running_not_due(self, record: JobRecord, outcome: Outcome, now: float) -> bool:
+        """A container that has just started: its RUNNING waits for core.job.running_report_due (the
+        job is looked at again then), unless it ends first."""
+        seen = self._running_seen.get(record.key)
+        if seen is None or seen[0] != record.attempt:
+            seen = self._running_seen[record.key] = (record.attempt, now)
+        due = rules.running_report_due(record, outcome, seen[1], self.settings.running_report_seconds)
+        if due is None or due <= now:
+            del self._running_seen[record.key]
+            return False
+        self.router.reconcile_later(record.key, due - now)
+        return True
 
     def _starting_due(self, record: JobRecord, pod: PodObservation | None, now: float) -> bool:
         """A placement not written yet whose pod now says STARTING is due (it cannot start, say):
@@ -222,6 +240,7 @@ class Jobs:
     def finished(self, record: JobRecord) -> None:
         """A job has just become SUCCEEDED or FAILED: what depends on it looks again."""
         assert record.state in TERMINAL
+        self._running_seen.pop(record.key, None)
         for attempt in range(1, record.attempt + 1):
             self._created.discard(f"{record.namespace}/{manifests.kubernetes_job_name(record.name, attempt)}")
         for key in self.dependencies.dependents(record):

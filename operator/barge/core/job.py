@@ -6,6 +6,7 @@ each rule reads a job (and what was observed of it) and returns a status patch; 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -402,9 +403,32 @@ def starting_report_due(placed_at: float, pod: PodObservation | None, report_sec
     """When a placed job's STARTING is written on its own, if its container has not run by then (a
     container that runs first has STARTING written with RUNNING, in one write). A pod already on a
     node with nothing failing to start is given longer: its state would change again within moments."""
+    if pod is not None and pod.running_since and pod.active:
+        return math.inf  # its container runs: RUNNING is due instead (running_report_due), with the placement
     starting_normally = (pod is not None and pod.node is not None and pod.active and not pod.unschedulable
                          and not pod.waiting_reason)
     return placed_at + (max(report_seconds, starting_pod_seconds) if starting_normally else report_seconds)
+
+
+def running_report_due(job: JobView, outcome: Outcome, seen_running_at: float, report_seconds: float) -> float | None:
+    """When a job whose container has started has RUNNING written: `report_seconds` after the operator
+    first saw it run, so that a container that ends sooner has its end written instead, in one write.
+    None: this outcome is not a start waiting for its report (it is written as it comes)."""
+    if outcome.state != RUNNING or job.state == RUNNING:
+        return None
+    return seen_running_at + report_seconds
+
+
+def ran_unannounced(job: JobView, outcome: Outcome) -> bool:
+    """An attempt that ends (or retries) after its container ran, with RUNNING never written: its
+    RUNNING still gets its Event and metrics, told before the end."""
+    return outcome.state != RUNNING and job.state != RUNNING and outcome.started_at is not None
+
+
+def running_announcement(pod: PodObservation | None) -> JobStatusPatch:
+    """What the Event of a RUNNING never written says: the words a written one has."""
+    node = pod.node if pod is not None else None
+    return {"state": RUNNING, "statusReason": f"Container running on node {node}" if node else "Container running"}
 
 
 def waiting_patch(wait: Waiting) -> JobStatusPatch:
