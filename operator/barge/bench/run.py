@@ -257,30 +257,59 @@ class Bench:
         return len(page["items"]) + int(page["metadata"].get("remainingItemCount") or 0)
 
     def jobs_created(self, namespace: str, n: int, kind: str = "jobs") -> threading.Event:
-        """Set the moment the Nth Kubernetes Job (or pod) of the namespace exists, seen through a watch
-        started now: polling a list would add up to its interval, and its own latency, to every figure."""
-        lister = self.batch.list_namespaced_job if kind == "jobs" else self.core.list_namespaced_pod
-        version = lister(namespace, limit=1).metadata.resource_version
-        response = lister(namespace, watch=True, resource_version=version, timeout_seconds=1800,
-                          _preload_content=False)
-        done = threading.Event()
+        """Set the moment the Nth Kubernetes Job (or pod) of the namespace exists."""
+        return self.watch_until(namespace, n, kind)
 
-        def follow() -> None:
-            seen: set[str] = set()
+    def watch_until(self, namespace: str, n: int, kind: str = "jobs",
+                    counts: Callable[[dict[str, Any]], bool] = lambda _: True) -> threading.Event:
+        """Set the moment N Jobs (or pods) of the namespace have met `counts`, seen through a watch:
+        polling a list would add up to its interval, and its own latency, to every figure. A watch the
+        apiserver ends (its timeout, an expired version) is followed by a fresh list and a new watch."""
+        lister = self.batch.list_namespaced_job if kind == "jobs" else self.core.list_namespaced_pod
+        done = threading.Event()
+        seen: set[str] = set()
+
+        def met(item: dict[str, Any]) -> None:
+            if counts(item):
+                seen.add(item["metadata"]["name"])
+            if len(seen) >= n:
+                done.set()
+
+        def follow_once() -> None:
+            listed = lister(namespace, _preload_content=False)
+            try:
+                page = json.loads(listed.data)
+            finally:
+                listed.release_conn()
+            for item in page["items"]:
+                met(item)
+            if done.is_set():
+                return
+            response = lister(namespace, watch=True, resource_version=page["metadata"]["resourceVersion"],
+                              timeout_seconds=1800, _preload_content=False)
             pending = b""
             try:
                 for chunk in response.stream(amt=None, decode_content=False):
                     *lines, pending = (pending + chunk).split(b"\n")
                     for line in lines:
                         event = json.loads(line) if line.strip() else {}
-                        if event.get("type") == "ADDED":
-                            seen.add(event["object"]["metadata"]["name"])
-                    if len(seen) >= n:
-                        done.set()
+                        if event.get("type") == "ERROR":
+                            return  # an expired version: list again
+                        if event.get("type") in ("ADDED", "MODIFIED"):
+                            met(event["object"])
+                    if done.is_set():
                         return
             finally:
                 response.close()
                 response.release_conn()
+
+        def follow() -> None:
+            while not done.is_set():
+                try:
+                    follow_once()
+                except Exception as exc:  # a dropped connection: list again
+                    say(f"  watch of {kind} in {namespace} ended ({exc}); listing again")
+                    time.sleep(1)
 
         threading.Thread(target=follow, daemon=True).start()
         return done

@@ -223,33 +223,10 @@ class SideBySide:
         list(self.bench.raw_pool.map(create, self.names()))
 
     def jobs_complete(self, namespace: str) -> threading.Event:
-        """Set once every Job of the namespace has its Complete condition, seen through one watch."""
-        batch = self.bench.batch
-        version = batch.list_namespaced_job(namespace, limit=1).metadata.resource_version
-        response = batch.list_namespaced_job(namespace, watch=True, resource_version=version,
-                                             timeout_seconds=7200, _preload_content=False)
-        done, n = threading.Event(), self.jobs
-
-        def follow() -> None:
-            complete: set[str] = set()
-            pending = b""
-            try:
-                for chunk in response.stream(amt=None, decode_content=False):
-                    *lines, pending = (pending + chunk).split(b"\n")
-                    for line in lines:
-                        job = (json.loads(line) if line.strip() else {}).get("object") or {}
-                        if any(c.get("type") == "Complete" and c.get("status") == "True"
-                               for c in (job.get("status") or {}).get("conditions") or []):
-                            complete.add(job["metadata"]["name"])
-                    if len(complete) >= n:
-                        done.set()
-                        return
-            finally:
-                response.close()
-                response.release_conn()
-
-        threading.Thread(target=follow, daemon=True).start()
-        return done
+        """Set once every Job of the namespace has its Complete condition."""
+        return self.bench.watch_until(namespace, self.jobs, "jobs", lambda job: any(
+            c.get("type") == "Complete" and c.get("status") == "True"
+            for c in (job.get("status") or {}).get("conditions") or []))
 
     def measure(self, system: str, namespace: str, submit: Callable[[], None],
                 finished: Callable[[], None]) -> PhaseRun:
