@@ -181,6 +181,9 @@ class SideBySide:
 
     def run(self) -> dict[str, Any]:
         self.bench.stop_operator()  # each phase runs only its own system
+        karpenter = cluster.karpenter_running()
+        if karpenter:  # it watches every pod; its CPU shows in every phase's figures
+            say("note: Karpenter runs beside this step (`barge dev cluster up` without --karpenter leaves it out)")
         runs: list[PhaseRun] = []
         phases: dict[str, Callable[[], PhaseRun]] = {"plain": self.plain, "barge": self.barge, "kueue": self.kueue}
         for turn in range(self.repeats):
@@ -192,6 +195,7 @@ class SideBySide:
                     f"{sum(runs[-1].writes.values()) / self.jobs:.1f} writes/job")
         return {"p2side_jobs": self.jobs, "p2side_repeats": self.repeats, "p2side_job_cpu": JOB_CPU,
                 "p2side_quota_cpu": QUOTA_CPU, "p2side_order": ",".join(self.systems),
+                "p2side_karpenter_running": karpenter,
                 **figures(runs, self.jobs)}
 
     # --- plumbing ---
