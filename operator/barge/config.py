@@ -20,7 +20,8 @@ class Settings:
     reason_updates_per_cycle: int = 200
     placement_report_seconds: float = 1.0
     starting_pod_report_seconds: float = 5.0  # the same, while the pod is on a node and starting normally
-    running_report_seconds: float = 2.0  # a started container's RUNNING waits this long for its end
+    running_report_seconds: float = 2.0  # a started container's RUNNING waits this long for its end...
+    running_report_busy_starts: int = 20  # ...while this many containers started within that time
     startup_failure_seconds: float = 60.0  # a container that cannot start ends its attempt after this
     events: bool = True
     standalone: bool = True
@@ -75,9 +76,15 @@ def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
                         "(env BARGE_STARTING_POD_REPORT_SECONDS)")
     parser.add_argument("--running-report-seconds", type=float,
                         default=float(_env("RUNNING_REPORT_SECONDS", str(d.running_report_seconds))),
-                        help="how long after a container starts its RUNNING is written; a container that ends "
-                        "sooner has its end written instead, in one write, with the RUNNING Event still posted "
+                        help="while containers start busily (--running-report-busy-starts), how long after a "
+                        "container starts its RUNNING is written; a container that ends sooner has its end "
+                        "written instead, in one write, with the RUNNING Event still posted "
                         "(env BARGE_RUNNING_REPORT_SECONDS)")
+    parser.add_argument("--running-report-busy-starts", type=int,
+                        default=int(_env("RUNNING_REPORT_BUSY_STARTS", str(d.running_report_busy_starts))),
+                        help="containers seen starting within --running-report-seconds from which RUNNING waits "
+                        "for a container's end; fewer, and RUNNING is written as soon as it is seen "
+                        "(env BARGE_RUNNING_REPORT_BUSY_STARTS)")
     parser.add_argument("--startup-failure-seconds", type=float,
                         default=float(_env("STARTUP_FAILURE_SECONDS", str(d.startup_failure_seconds))),
                         help="how long a container may wait with a reason that means it cannot start "
@@ -119,6 +126,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         placement_report_seconds=args.placement_report_seconds,
         starting_pod_report_seconds=args.starting_pod_report_seconds,
         running_report_seconds=args.running_report_seconds,
+        running_report_busy_starts=args.running_report_busy_starts,
         startup_failure_seconds=args.startup_failure_seconds,
         events=not args.no_events,
         log_level=args.log_level,

@@ -112,7 +112,7 @@ def test_a_lower_weight_factor_starts_twice_as_many_jobs(barge: Barge) -> None:
 
 def test_priority_inside_a_share_and_a_raised_override(barge: Barge) -> None:
     q = _fair_queue(barge, 1, scheduling_policy("sp", {"A": 1.0}))
-    barge.apply(job_definition("work", cpu="1", delay="1s"), job_definition("blocker", cpu="1", delay="4s"),
+    barge.apply(job_definition("work", cpu="1", delay="1s"), job_definition("blocker", cpu="1", delay="6s"),
                 job_definition("urgent", cpu="1", delay="1s", schedulingPriority=9))
     barge.apply(batch_job("blocker", "blocker", q, shareIdentifier="A"))
     barge.wait_state("blocker", "STARTING", "RUNNING")
@@ -152,7 +152,7 @@ def test_a_newly_active_share_gets_its_reservation_at_once(barge: Barge) -> None
 
 def test_a_share_that_ran_within_the_decay_window_yields(barge: Barge) -> None:
     q = _fair_queue(barge, 1, scheduling_policy("sp", decay_seconds=600))
-    barge.apply(job_definition("work", cpu="1", delay="1s"), job_definition("blocker", cpu="1", delay="4s"))
+    barge.apply(job_definition("work", cpu="1", delay="1s"), job_definition("blocker", cpu="1", delay="6s"))
     barge.apply(batch_job("busy-0", "blocker", q, shareIdentifier="busy"))
     barge.wait_state("busy-0", "RUNNING")
     barge.apply(batch_job("busy-1", "work", q, shareIdentifier="busy"))  # submitted first...
@@ -227,7 +227,7 @@ def test_share_usage_survives_an_operator_restart(barge: Barge, operator_process
     if operator_process is None:
         pytest.skip("the operator is installed externally; this test restarts a local one")
     q = _fair_queue(barge, 1, scheduling_policy("sp", decay_seconds=3600))
-    barge.apply(job_definition("work", cpu="1", delay="1s"), job_definition("blocker", cpu="1", delay="4s"))
+    barge.apply(job_definition("work", cpu="1", delay="1s"), job_definition("blocker", cpu="1", delay="6s"))
     barge.apply(batch_job("busy-0", "work", q, shareIdentifier="busy"))
     barge.wait_state("busy-0", "SUCCEEDED")
 

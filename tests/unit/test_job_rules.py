@@ -703,7 +703,17 @@ RAN = "2026-01-01T00:00:00Z"
 ])
 def test_a_started_container_has_running_written_once_it_has_run_a_while(
         state: str, outcome: Outcome, due: float | None) -> None:
-    assert rules.running_report_due(make(state), outcome, 100.0, report_seconds=2.0) == due
+    assert rules.running_report_due(make(state), outcome, 100.0, hold_seconds=2.0) == due
+
+
+@pytest.mark.parametrize(("recent_starts", "hold"), [
+    (0, 0.0),  # a quiet time: RUNNING as soon as it is seen
+    (19, 0.0),
+    (20, 2.0),  # containers start busily: a short job's start and end are one write
+    (500, 2.0),
+])
+def test_running_waits_for_the_end_only_while_containers_start_busily(recent_starts: int, hold: float) -> None:
+    assert rules.running_report_hold(recent_starts, report_seconds=2.0, busy_starts=20) == hold
 
 
 @pytest.mark.parametrize(("state", "outcome", "announced"), [

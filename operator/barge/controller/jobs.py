@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +45,8 @@ class Jobs:
         self.clock = clock
         self.gangs = Gangs(self.kube, store)
         self._created: set[str] = set()  # "namespace/name" of Jobs created by this process, not yet finished
-        self._running_seen: dict[JobKey, tuple[int, float]] = {}  # attempt, when first seen running
+        self._running_seen: dict[JobKey, tuple[int, float, float]] = {}  # attempt, first seen running, hold
+        self._starts_seen: deque[float] = deque()  # when containers were first seen started, recent ones
 
     async def reconcile(self, key: JobKey) -> None:
         await self.store.listed.wait()
@@ -175,13 +177,23 @@ class Jobs:
         job is looked at again then), unless it ends first."""
         seen = self._running_seen.get(record.key)
         if seen is None or seen[0] != record.attempt:
-            seen = self._running_seen[record.key] = (record.attempt, now)
-        due = rules.running_report_due(record, outcome, seen[1], self.settings.running_report_seconds)
+            hold = rules.running_report_hold(self._count_start(now), self.settings.running_report_seconds,
+                                             self.settings.running_report_busy_starts)
+            seen = self._running_seen[record.key] = (record.attempt, now, hold)
+        due = rules.running_report_due(record, outcome, seen[1], seen[2])
         if due is None or due <= now:
             del self._running_seen[record.key]
             return False
         self.router.reconcile_later(record.key, due - now)
         return True
+
+    def _count_start(self, now: float) -> int:
+        """Containers seen starting within the last --running-report-seconds, before this one."""
+        while self._starts_seen and self._starts_seen[0] < now - self.settings.running_report_seconds:
+            self._starts_seen.popleft()
+        recent = len(self._starts_seen)
+        self._starts_seen.append(now)
+        return recent
 
     def _starting_due(self, record: JobRecord, pod: PodObservation | None, now: float) -> bool:
         """A placement not written yet whose pod now says STARTING is due (it cannot start, say):
@@ -236,6 +248,10 @@ class Jobs:
             await self.kube.create_pod(manifests.single_pod(manifest, uid, where))
         except Exception as exc:
             raise PodRefused(exc) from exc
+
+    def forget(self, key: JobKey) -> None:
+        """A BatchJob is gone: a RUNNING it waited to write is not due any more."""
+        self._running_seen.pop(key, None)
 
     def finished(self, record: JobRecord) -> None:
         """A job has just become SUCCEEDED or FAILED: what depends on it looks again."""

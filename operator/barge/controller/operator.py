@@ -89,6 +89,7 @@ class Operator:
         """A BatchJob is gone: so is everything held about it."""
         self.store.forget(key)
         self.arrays.forget(key)
+        self.jobs.forget(key)
         self.scheduler.forget(key)
         self.kick()
 

@@ -410,13 +410,22 @@ def starting_report_due(placed_at: float, pod: PodObservation | None, report_sec
     return placed_at + (max(report_seconds, starting_pod_seconds) if starting_normally else report_seconds)
 
 
-def running_report_due(job: JobView, outcome: Outcome, seen_running_at: float, report_seconds: float) -> float | None:
-    """When a job whose container has started has RUNNING written: `report_seconds` after the operator
-    first saw it run, so that a container that ends sooner has its end written instead, in one write.
-    None: this outcome is not a start waiting for its report (it is written as it comes)."""
+def running_report_hold(recent_starts: int, report_seconds: float, busy_starts: int) -> float:
+    """How long the RUNNING of a container just seen starting waits for the container's end: while
+    containers start busily (`busy_starts` or more seen in the last `report_seconds`), `report_seconds`,
+    so that a short job's start and end are one write when writes are what the apiserver is short of;
+    at a quiet time, not at all (RUNNING shows as soon as it is seen)."""
+    return report_seconds if recent_starts >= busy_starts else 0.0
+
+
+def running_report_due(job: JobView, outcome: Outcome, seen_running_at: float, hold_seconds: float) -> float | None:
+    """When a job whose container has started has RUNNING written: `hold_seconds`
+    (running_report_hold) after the operator first saw it run; a container that ends sooner has its end
+    written instead, in one write. None: this outcome is not a start waiting for its report (it is
+    written as it comes)."""
     if outcome.state != RUNNING or job.state == RUNNING:
         return None
-    return seen_running_at + report_seconds
+    return seen_running_at + hold_seconds
 
 
 def ran_unannounced(job: JobView, outcome: Outcome) -> bool:

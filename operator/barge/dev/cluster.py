@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -459,10 +460,17 @@ def _say(message: str) -> None:
 
 
 def up(options: Options) -> Path:
-    started = time.monotonic()
-    build.ensure_built()
+    """Starts what is not running; callers at the same time (parallel test workers) take turns."""
     state = state_dir()
     state.mkdir(parents=True, exist_ok=True)
+    with open(state / "up.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _up(options, state)
+
+
+def _up(options: Options, state: Path) -> Path:
+    started = time.monotonic()
+    build.ensure_built()
     certs.ensure_certificates(state / "certs")
     certs.write_kubeconfig(state / "kubeconfig", state / "certs", f"https://{HOST}:{APISERVER_PORT}")
     running = set(cluster_processes(state).values())
