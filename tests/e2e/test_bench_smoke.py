@@ -34,6 +34,12 @@ def test_every_benchmark_step_runs_and_reports_its_figures(crds: Cluster,
                 "p4_cycle_p50_ms", "p4_cycle_p95_ms", "p5_release_p50_s", "p5_release_p95_s"):
         assert isinstance(r[key], (int, float)) and r[key] > 0, (key, r.get(key))
     assert r["p3_objects_created"] == 1, "an array is one Kubernetes Job"
+    # Each window's writes hold at least what its jobs needed: the plain client's Job creates; every
+    # BatchJob and the Job Barge made of it.
+    windows = r["p1_apiserver_writes_per_job_while_submitting"]
+    assert windows["raw"]["jobs"] >= 1 and windows["raw"]["total"] >= windows["raw"]["jobs"]
+    assert windows["barge"]["batchjobs"] >= 1 and windows["barge"]["jobs"] >= 1
+    assert r["p1_cpu_ms_per_job_while_submitting"]["barge"]["barge-operator"] > 0
     assert r["p4_cycles_observed"] > 0
     print("\n" + bench.table(r))
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from barge.bench import run as bench
-from barge.bench.side_by_side import PhaseRun, Sample, api_writes, cpu_millis, delta, figures, sample
+from barge.bench.side_by_side import PhaseRun, Sample, api_writes, cpu_millis, delta, figures, sample, writes_per_job
 from barge.dev import cluster
 
 
@@ -46,6 +46,11 @@ def test_the_writes_of_a_phase_are_the_difference_of_two_readings() -> None:
     before = {"jobs": 100.0, "pods": 50.0}
     after = {"jobs": 300.0, "pods": 50.0, "events": 7.0}
     assert delta(before, after) == {"events": 7.0, "jobs": 200.0}
+
+
+def test_writes_per_job_are_the_total_and_each_resource_over_the_jobs() -> None:
+    assert writes_per_job({"jobs": 300.0, "pods": 600.0, "pods/binding": 300.0}, 300) == {
+        "total": 4.0, "jobs": 1.0, "pods": 2.0, "pods/binding": 1.0}
 
 
 @pytest.mark.parametrize(("quantity", "millis"), [("500m", 500), ("1", 1000), ("0.5", 500), ("2.25", 2250),

@@ -36,7 +36,7 @@ import yaml
 
 from barge import __version__
 from barge.bench import managed
-from barge.bench.side_by_side import SYSTEMS, SideBySide
+from barge.bench.side_by_side import SYSTEMS, SideBySide, api_writes, delta, writes_per_job
 from barge.config import Settings
 from barge.core.states import GROUP, TERMINAL, VERSION
 from barge.dev import cluster, versions
@@ -67,6 +67,13 @@ SMOKE = Sizes(ceiling_pods=40, p1_jobs=20, p1_repeats=1, p2_jobs=40, p3_children
               p2side_jobs=6, p2side_repeats=1)
 QUICK = Sizes(ceiling_pods=1000, p1_jobs=300, p1_repeats=2, p2_jobs=1000, p3_children=10_000, p4_jobs=5000, p5_pairs=20,
               p2side_jobs=2000, p2side_repeats=2)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a measured stretch of time cost per job: CPU by process, API server writes by resource."""
+    cpu_ms: dict[str, float]
+    apiserver_writes: dict[str, float]
 
 
 def say(message: str) -> None:
@@ -351,9 +358,9 @@ class Bench:
         barge_runs: list[tuple[float, float]] = []
         cpu: dict[str, list[dict[str, float]]] = {"raw": [], "barge": []}
         for _ in range(repeats):
-            rate, raw_cpu = self._p1_raw(n)
+            rate, raw_window = self._p1_raw(n)
             raw_runs.append(rate)
-            cpu["raw"].append(raw_cpu)
+            cpu["raw"].append(raw_window.cpu_ms)
             rate, writes, barge_cpu = self._p1_queued(n)
             barge_runs.append((rate, writes))
             cpu["barge"].append(barge_cpu)
@@ -364,8 +371,14 @@ class Bench:
         # a one-pod job's pod itself: the time until every pod exists is compared too, against the
         # plain Jobs' pods (which the Job controller creates).
         raw_pods: list[float] = []
-        self._p1_raw(n, raw_pods)
-        streaming, streaming_writes, streaming_pods = self._p1_through_barge(n)
+        _, raw_window = self._p1_raw(n, raw_pods)
+        streaming, streaming_writes, streaming_pods, barge_window = self._p1_through_barge(n)
+        # What each window cost per job, every process and every client's API writes: while the plain
+        # client creates Jobs, and until Barge's Jobs exist while a client submits BatchJobs.
+        self.results |= {
+            "p1_cpu_ms_per_job_while_submitting": {"raw": raw_window.cpu_ms, "barge": barge_window.cpu_ms},
+            "p1_apiserver_writes_per_job_while_submitting": {"raw": raw_window.apiserver_writes,
+                                                             "barge": barge_window.apiserver_writes}}
         # Once with Kubernetes Events off: what the Events cost on this apiserver.
         self.stop_operator()
         self.start_operator(BARGE_EVENTS="false")
@@ -389,8 +402,8 @@ class Bench:
             "p1_barge_writes_per_job_no_events": quiet_writes,
         }
 
-    def _p1_raw(self, n: int, pods_rate: list[float] | None = None) -> tuple[float, dict[str, float]]:
-        """Jobs/s of a plain client creating N Jobs, and the CPU per job of every process meanwhile;
+    def _p1_raw(self, n: int, pods_rate: list[float] | None = None) -> tuple[float, Window]:
+        """Jobs/s of a plain client creating N Jobs, and what that cost per job meanwhile;
         with `pods_rate`, also the rate at which their pods came to exist (the Job controller's part)."""
         namespace = self.fresh_namespace("bench-p1-raw")
         template = {"metadata": {"annotations": {DELAY: "1s"}}, "spec": {
@@ -403,21 +416,22 @@ class Bench:
                                                          "spec": {"backoffLimit": 0, "template": template}})
 
         pods = self.jobs_created(namespace, n, kind="pods") if pods_rate is not None else None
-        cpu = self.cpu_seconds()
+        reading = self.reading()
         started = time.monotonic()
         list(self.raw_pool.map(create_raw, range(n)))
         rate = n / (time.monotonic() - started)
-        used = self.cpu_per_job(cpu, self.cpu_seconds(), n)
+        used = self.window(reading, n)
         if pods is not None and pods_rate is not None:
             self.wait_created(pods, "the plain Jobs' pods")
             pods_rate.append(n / (time.monotonic() - started))
         self.cleanup(namespace)
         return rate, used
 
-    def _p1_through_barge(self, n: int) -> tuple[float, float, float]:
-        """Jobs/s while a client submits N BatchJobs, writes per job, and the rate at which their pods
-        came to exist; also (in the results) how fast the client submitted meanwhile and how long after
-        its last BatchJob the last Kubernetes Job was created: whether the operator keeps up."""
+    def _p1_through_barge(self, n: int) -> tuple[float, float, float, Window]:
+        """Jobs/s while a client submits N BatchJobs, the operator's writes per job, the rate at which
+        their pods came to exist and what the time until the Jobs existed cost per job; also (in the
+        results) how fast the client submitted meanwhile and how long after its last BatchJob the last
+        Kubernetes Job was created: whether the operator keeps up."""
         ns = self.fresh_namespace("bench-p1")
         self.environment(ns, 100_000)
         self.definition(ns, "tiny", cpu="10m")
@@ -425,6 +439,7 @@ class Bench:
         before = self.writes()
         created, pods = self.jobs_created(ns, n), self.jobs_created(ns, n, kind="pods")
         submitted: list[float] = []
+        reading = self.reading()
 
         def submit_all() -> None:
             self.submit(ns, names, "tiny", ns)
@@ -436,13 +451,14 @@ class Bench:
         dispatched = time.monotonic()
         rate = n / (dispatched - started)
         writes = round((self.writes() - before) / n, 2)
+        used = self.window(reading, n)
         self.wait_created(pods, "the pods of Barge's jobs")
         pods_rate = n / (time.monotonic() - started)
         self.wait(lambda: bool(submitted), 600, "the client's last BatchJob", interval=0.2)
         self.results |= {"p1_client_batchjobs_per_s_while_submitting": round(n / (submitted[0] - started), 1),
                          "p1_last_job_after_last_submission_s": round(max(0.0, dispatched - submitted[0]), 2)}
         self.cleanup(ns)
-        return rate, writes, pods_rate
+        return rate, writes, pods_rate, used
 
     def _p1_queued(self, n: int) -> tuple[float, float, dict[str, float]]:
         """N jobs wait RUNNABLE behind a DISABLED compute environment; the clock starts when it is enabled."""
@@ -465,6 +481,15 @@ class Bench:
         writes = round((self.writes() - before) / n, 2)
         self.cleanup(ns)
         return rate, writes, used
+
+    def reading(self) -> tuple[dict[str, float], dict[str, float]]:
+        """CPU seconds by process and the API server's writes by resource so far."""
+        response = self.api.call_api("GET", f"{self.api.configuration.host}/metrics")
+        return self.cpu_seconds(), api_writes(response.read().decode())
+
+    def window(self, since: tuple[dict[str, float], dict[str, float]], jobs: int) -> Window:
+        cpu, writes = self.reading()
+        return Window(self.cpu_per_job(since[0], cpu, jobs), writes_per_job(delta(since[1], writes), jobs))
 
     def writes(self) -> float:
         """Operator API writes so far (the counter covers every create, patch and delete)."""

@@ -63,6 +63,12 @@ def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]
     return {key: after[key] - before.get(key, 0.0) for key in sorted(after) if after[key] - before.get(key, 0.0)}
 
 
+def writes_per_job(writes: dict[str, float], jobs: int) -> dict[str, float]:
+    """A window's writes divided by the jobs it served: in all, then by resource."""
+    return {"total": round(sum(writes.values()) / jobs, 2),
+            **{resource: round(count / jobs, 2) for resource, count in writes.items()}}
+
+
 def cpu_millis(quantity: str) -> int:
     """A Kubernetes CPU quantity ("500m", "2", "0.5") in millicores."""
     if quantity.endswith("m"):
@@ -211,11 +217,6 @@ class SideBySide:
     def names(self) -> list[str]:
         return [f"j-{i}" for i in range(self.jobs)]
 
-    def apiserver_writes(self) -> dict[str, float]:
-        api = self.bench.api
-        response = api.call_api("GET", f"{api.configuration.host}/metrics")
-        return api_writes(response.read().decode())
-
     def create_jobs(self, namespace: str, labels: dict[str, str], suspend: bool) -> None:
         template = self.template()
 
@@ -236,14 +237,14 @@ class SideBySide:
                 finished: Callable[[], None]) -> PhaseRun:
         """Time one phase from its first submission to its last job done, sampling the quota meanwhile."""
         bench = self.bench
-        writes, cpu = self.apiserver_writes(), bench.cpu_seconds()
+        cpu, writes = bench.reading()
         with QuotaSampler(bench, namespace) as sampler:
             started = time.monotonic()
             threading.Thread(target=submit, daemon=True).start()
             finished()
             seconds = time.monotonic() - started
         used = bench.cpu_per_job(cpu, bench.cpu_seconds(), self.jobs)
-        return PhaseRun(system, seconds, delta(writes, self.apiserver_writes()), used, sampler.samples)
+        return PhaseRun(system, seconds, delta(writes, bench.reading()[1]), used, sampler.samples)
 
     def wait_event(self, event: threading.Event, what: str) -> Callable[[], None]:
         return lambda: self.bench.wait_created(event, what, timeout=7200)
